@@ -1,0 +1,212 @@
+"""Shared fixtures: the app on SQLite and PostgreSQL, its clients, and a throwaway PostgreSQL.
+
+Every test that asks for ``app`` (or ``client``, ``auth``, ``api``) runs twice, once per
+backend. The schema is created once per session per backend by the app's own migrate
+command; between tests the tables are emptied, which keeps the suite fast.
+
+PostgreSQL comes from ``TEST_DATABASE_URL`` (CI service container) or from a server this
+file starts itself; without either the PostgreSQL runs are skipped, except under
+``MINITWIT_STRICT=1`` where that is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import pytest
+import sqlalchemy as sa
+from helpers import STRICT
+from helpers import FlaskApi
+from helpers import HttpApi
+from helpers import ThrowawayPostgres
+from helpers import create_pg_database
+from helpers import login
+from helpers import logout
+from helpers import postgres_bindir
+from helpers import register
+
+BACKENDS = ["sqlite", "postgresql"]
+LIVE_API_URL = os.environ.get("MINITWIT_API_URL")
+TEST_SECRET_KEY = "test-secret-key-not-for-production"
+
+
+def test_config(database_url: str, **overrides) -> dict:
+    """The mapping every test app is created with (flaskr's ``test_config``)."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        **overrides,
+    }
+
+
+test_config.__test__ = False  # not a test, despite the name
+
+
+def make_app(database_url: str, **overrides):
+    """Create an app bound to ``database_url``."""
+    from minitwit import create_app
+
+    return create_app(test_config(database_url, **overrides))
+
+
+def dispose(app):
+    """Close the app's pooled connections so PostgreSQL sessions do not pile up."""
+    from minitwit.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+
+
+def migrate(database_url: str):
+    """Bring ``database_url`` to the newest schema with the app's one-shot migrate command."""
+    app = make_app(database_url)
+    result = app.test_cli_runner().invoke(args=["migrate"])
+    dispose(app)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a PostgreSQL server where tests may create databases (SQLAlchemy form)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
+        return
+    bindir = postgres_bindir()
+    if bindir is None:
+        reason = "SKIPPED: PostgreSQL run skipped: no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql)"
+        if STRICT:
+            pytest.fail(reason.replace("SKIPPED: ", "MINITWIT_STRICT=1: "), pytrace=False)
+        pytest.skip(reason)
+    server = ThrowawayPostgres(bindir).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory):
+    """A migrated SQLite database file shared by the session."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'minitwit.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_database(postgres_server):
+    """A migrated PostgreSQL database shared by the session."""
+    url = create_pg_database(postgres_server, "minitwit_test")
+    migrate(url)
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request):
+    """URL of a migrated database; every test using it runs once per backend."""
+    return request.getfixturevalue(f"{request.param}_database")
+
+
+_TABLES: dict[str, list[str]] = {}
+
+
+def empty_database(database_url: str):
+    """Delete every row (not the schema) so the next test starts from nothing."""
+    engine = sa.create_engine(database_url)
+    try:
+        if database_url not in _TABLES:
+            meta = sa.MetaData()
+            meta.reflect(engine)
+            _TABLES[database_url] = [t.name for t in reversed(meta.sorted_tables) if t.name != "alembic_version"]
+        tables = _TABLES[database_url]
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                names = ", ".join(f'"{name}"' for name in tables)
+                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    conn.execute(sa.text(f'DELETE FROM "{name}"'))
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_app(database_url: str, **overrides):
+    """An app on an emptied database, disposed afterwards."""
+    empty_database(database_url)
+    app = make_app(database_url, **overrides)
+    try:
+        yield app
+    finally:
+        dispose(app)
+
+
+# --- the app and its clients -----------------------------------------------------------
+
+
+@pytest.fixture
+def app(database_url):
+    """The app on a fresh database (SQLite and PostgreSQL)."""
+    with fresh_app(database_url) as app:
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the web UI."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner for the app's flask commands."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def api(app):
+    """The simulator API through the Flask test client."""
+    return FlaskApi(app.test_client(), app.config.get("API_PREFIX", "/api"))
+
+
+@pytest.fixture(params=["live"] if LIVE_API_URL else BACKENDS)
+def sim_api(request):
+    """The simulator API: the live deployment at MINITWIT_API_URL, else the app per backend."""
+    if request.param == "live":
+        yield HttpApi(LIVE_API_URL, os.environ.get("MINITWIT_CA_BUNDLE"))
+        return
+    with fresh_app(request.getfixturevalue(f"{request.param}_database")) as app:
+        yield FlaskApi(app.test_client(), app.config.get("API_PREFIX", "/api"))
+
+
+class AuthActions:
+    """Log in and out through the real forms (flaskr's ``AuthActions``)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def register(self, username="foo", password="default", **kwargs):
+        """Register ``username`` through the form."""
+        return register(self._client, username, password, **kwargs)
+
+    def login(self, username="foo", password="default"):
+        """Log in as ``username``."""
+        return login(self._client, username, password)
+
+    def register_and_login(self, username="foo", password="default"):
+        """Register and log in as ``username``."""
+        self.register(username, password)
+        return self.login(username, password)
+
+    def logout(self):
+        """Log out."""
+        return logout(self._client)
+
+
+@pytest.fixture
+def auth(client):
+    """Form-based login/logout actions on ``client``."""
+    return AuthActions(client)

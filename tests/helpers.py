@@ -1,0 +1,332 @@
+"""Test helpers: UI actions, API clients, data factories and a throwaway PostgreSQL server.
+
+Everything here is plain functions and small classes so the test files read like the
+original MiniTwit tests: ``register(client, "foo", "default")``, ``api.post(...)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import os
+import pathlib
+import pwd
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SERVICE_DIR = REPO_ROOT / "service"
+STRICT = os.environ.get("MINITWIT_STRICT") == "1"
+
+SIMULATOR_CREDENTIALS = "simulator:super_safe!"
+API_AUTH = {"Authorization": "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"}
+NOT_AUTHORIZED = {
+    "status": 403,
+    "error_msg": "You are not authorized to use this resource!",
+}
+
+_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+# --- UI actions (the original MiniTwit test helpers, plus the CSRF token) -----------------
+
+
+def csrf_token(client, path: str) -> str:
+    """Fetch ``path`` and return the CSRF token of its form, as a browser would."""
+    page = client.get(path).get_data(as_text=True)
+    match = _CSRF_RE.search(page)
+    assert match, f"no csrf_token input on {path}"
+    return match.group(1) or match.group(2)
+
+
+def register(client, username, password, password2=None, email=None):
+    """Register through the web form (the original MiniTwit helper)."""
+    if password2 is None:
+        password2 = password
+    if email is None:
+        email = username + "@example.com"
+    data = {
+        "username": username,
+        "password": password,
+        "password2": password2,
+        "email": email,
+        "csrf_token": csrf_token(client, "/register"),
+    }
+    return client.post("/register", data=data, follow_redirects=True)
+
+
+def login(client, username, password):
+    """Log in through the web form."""
+    data = {"username": username, "password": password, "csrf_token": csrf_token(client, "/login")}
+    return client.post("/login", data=data, follow_redirects=True)
+
+
+def register_and_login(client, username, password):
+    """Register a user and log them in."""
+    register(client, username, password)
+    return login(client, username, password)
+
+
+def logout(client):
+    """Log the current user out."""
+    return client.get("/logout", follow_redirects=True)
+
+
+def add_message(client, text):
+    """Post a message from My Timeline and check the flash when the text is not empty."""
+    data = {"text": text, "csrf_token": csrf_token(client, "/")}
+    rv = client.post("/add_message", data=data, follow_redirects=True)
+    if text:
+        assert "Your message was recorded" in rv.get_data(as_text=True)
+    return rv
+
+
+# --- API clients: one interface over the Flask test client and over real HTTP --------------
+
+
+@dataclass
+class ApiResponse:
+    """The parts of an HTTP answer the API tests look at."""
+
+    status_code: int
+    text: str
+    headers: dict
+
+    @property
+    def ok(self) -> bool:
+        """True for 2xx, like ``requests.Response.ok`` in the upstream tests."""
+        return 200 <= self.status_code < 300
+
+    def json(self):
+        """Decode the body as JSON."""
+        return jsonlib.loads(self.text)
+
+
+class FlaskApi:
+    """Simulator API calls through a Flask test client under the API prefix."""
+
+    def __init__(self, client, prefix: str = "/api"):
+        self.client = client
+        self.prefix = prefix
+
+    def request(self, method, path, *, params=None, json=None, data=None, headers=None, auth=True):
+        """Send one request; ``auth`` adds the simulator's Authorization header."""
+        rv = self.client.open(
+            self.prefix + path,
+            method=method,
+            query_string=params,
+            data=_body(json, data),
+            headers=_headers(headers, auth, json is not None),
+        )
+        return ApiResponse(rv.status_code, rv.get_data(as_text=True), dict(rv.headers))
+
+    def get(self, path, **kwargs):
+        """GET ``path``."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        """POST ``path``."""
+        return self.request("POST", path, **kwargs)
+
+
+class HttpApi(FlaskApi):
+    """Simulator API calls over real HTTP(S) to a deployment, e.g. https://minitwit.test/api."""
+
+    def __init__(self, base_url: str, ca_bundle: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+
+    def request(self, method, path, *, params=None, json=None, data=None, headers=None, auth=True):
+        """Send one request like the simulator does (``Connection: close``, short timeout)."""
+        url = self.base_url + urllib.parse.quote(path, safe="/%")
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        hdrs = _headers(headers, auth, json is not None)
+        hdrs.setdefault("Connection", "close")
+        req = urllib.request.Request(url, data=_body(json, data), headers=hdrs, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=self.context) as rv:
+                return ApiResponse(rv.status, rv.read().decode(), dict(rv.headers))
+        except urllib.error.HTTPError as err:
+            return ApiResponse(err.code, err.read().decode(), dict(err.headers))
+
+
+def _body(json, data):
+    """Encode a JSON payload, or pass raw ``data`` through unchanged."""
+    if json is not None:
+        return jsonlib.dumps(json).encode()
+    if isinstance(data, str):
+        return data.encode()
+    return data
+
+
+def _headers(headers, auth, is_json):
+    """Build request headers: JSON content type and simulator auth unless overridden."""
+    result = {"Content-Type": "application/json"} if is_json else {}
+    if auth:
+        result.update(API_AUTH)
+    result.update(headers or {})
+    return result
+
+
+# --- factories through the public API (black-box, same for both databases) ---------------
+
+
+def api_register(api, username, email=None, pwd="secret"):
+    """Register ``username`` through the simulator API and assert it worked."""
+    rv = api.post("/register", json={"username": username, "email": email or f"{username}@x.org", "pwd": pwd})
+    assert rv.status_code == 204, rv.text
+    return rv
+
+
+def api_post(api, username, content):
+    """Post a message as ``username`` through the simulator API."""
+    rv = api.post(f"/msgs/{username}", json={"content": content})
+    assert rv.status_code == 204, rv.text
+    return rv
+
+
+def api_follow(api, who, whom, action="follow"):
+    """Make ``who`` follow (or ``action="unfollow"``) ``whom`` through the simulator API."""
+    rv = api.post(f"/fllws/{who}", json={action: whom})
+    assert rv.status_code == 204, rv.text
+    return rv
+
+
+# --- direct database access for what the public interfaces cannot show --------------------
+
+
+def sql(app, statement: str, **params):
+    """Run one SQL statement against the app's database and return all rows (or [])."""
+    from minitwit.extensions import db
+    from sqlalchemy import text
+
+    with app.app_context():
+        result = db.session.execute(text(statement), params)
+        rows = result.all() if result.returns_rows else []
+        db.session.commit()
+        return rows
+
+
+# --- a throwaway PostgreSQL server, one per test session ---------------------------------
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bindir() -> pathlib.Path | None:
+    """Find the directory holding initdb and pg_ctl (pg_config, Debian's layout, or PATH)."""
+    candidates = []
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+        candidates.append(pathlib.Path(out.stdout.strip()))
+    candidates += sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(pathlib.Path(shutil.which("initdb")).parent)
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            return bindir
+    return None
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster in a temp dir, listening on 127.0.0.1 with trust auth.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user
+    (present wherever Debian's package is installed) or ``nobody``.
+    """
+
+    def __init__(self, bindir: pathlib.Path):
+        self.bindir = bindir
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="minitwit-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            self._drop_root()
+
+    def _drop_root(self):
+        """Hand the temp dir to an unprivileged user and run every command as that user."""
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        entry = pwd.getpwnam(user)
+        os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        self.prefix = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+
+    def _run(self, *args: str):
+        """Run one PostgreSQL tool, raising with its output when it fails."""
+        cmd = [*self.prefix, str(self.bindir / args[0]), *args[1:]]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=_c_env())
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+
+    def start(self) -> ThrowawayPostgres:
+        """initdb and start the server; wait until it accepts connections."""
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
+        return self
+
+    def stop(self):
+        """Stop the server and delete its files."""
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    """True when the system has a user called ``name``."""
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _c_env() -> dict:
+    """Environment for PostgreSQL tools: a locale that always exists."""
+    return {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+
+
+def create_pg_database(server_url: str, name: str) -> str:
+    """Create an empty database ``name`` next to ``server_url`` and return its URL."""
+    import psycopg
+
+    with psycopg.connect(_libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(server_url: str, name: str):
+    """Drop database ``name`` (terminating leftover sessions)."""
+    import psycopg
+
+    with psycopg.connect(_libpq_url(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _libpq_url(url: str) -> str:
+    """Turn a SQLAlchemy URL (``postgresql+psycopg://``) into a libpq one."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+
+
+def basic_auth(credentials: str) -> dict:
+    """Authorization header for ``user:password``."""
+    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
