@@ -1,4 +1,4 @@
-"""Shared fixtures: the app on SQLite and PostgreSQL, its clients, and a throwaway PostgreSQL.
+"""Shared fixtures: the app on SQLite and PostgreSQL, its clients, a throwaway server.
 
 Every test that asks for ``app`` (or ``client``, ``auth``, ``api``) runs twice, once per
 backend. The schema is created once per session per backend by the app's own migrate
@@ -60,14 +60,14 @@ def dispose(app):
 
 
 def migrate(database_url: str):
-    """Bring ``database_url`` to the newest schema with the app's one-shot migrate command."""
+    """Bring ``database_url`` to the newest schema with the app's migrate command."""
     app = make_app(database_url)
     result = app.test_cli_runner().invoke(args=["migrate"])
     dispose(app)
     assert result.exit_code == 0, result.output + repr(result.exception)
 
 
-# --- databases -------------------------------------------------------------------------
+# --- databases ------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +75,20 @@ def postgres_server():
     """URL of a PostgreSQL server where tests may create databases (SQLAlchemy form)."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        yield url.replace("postgresql://", "postgresql+psycopg://", 1).replace("postgres://", "postgresql+psycopg://", 1)
+        yield url.replace("postgresql://", "postgresql+psycopg://", 1).replace(
+            "postgres://", "postgresql+psycopg://", 1
+        )
         return
     bindir = postgres_bindir()
     if bindir is None:
-        reason = "SKIPPED: PostgreSQL run skipped: no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql)"
+        reason = (
+            "SKIPPED: PostgreSQL run skipped: no TEST_DATABASE_URL and no"
+            " initdb/pg_ctl (install postgresql)"
+        )
         if STRICT:
-            pytest.fail(reason.replace("SKIPPED: ", "MINITWIT_STRICT=1: "), pytrace=False)
+            pytest.fail(
+                reason.replace("SKIPPED: ", "MINITWIT_STRICT=1: "), pytrace=False
+            )
         pytest.skip(reason)
     server = ThrowawayPostgres(bindir).start()
     yield server.url
@@ -120,7 +127,11 @@ def empty_database(database_url: str):
         if database_url not in _TABLES:
             meta = sa.MetaData()
             meta.reflect(engine)
-            _TABLES[database_url] = [t.name for t in reversed(meta.sorted_tables) if t.name != "alembic_version"]
+            _TABLES[database_url] = [
+                t.name
+                for t in reversed(meta.sorted_tables)
+                if t.name != "alembic_version"
+            ]
         tables = _TABLES[database_url]
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
@@ -144,7 +155,7 @@ def fresh_app(database_url: str, **overrides):
         dispose(app)
 
 
-# --- the app and its clients -----------------------------------------------------------
+# --- the app and its clients ----------------------------------------------------------
 
 
 @pytest.fixture
@@ -174,7 +185,7 @@ def api(app):
 
 @pytest.fixture(params=["live"] if LIVE_API_URL else BACKENDS)
 def sim_api(request):
-    """The simulator API: the live deployment at MINITWIT_API_URL, else the app per backend."""
+    """The simulator API: the deployment at MINITWIT_API_URL, else the app."""
     if request.param == "live":
         yield HttpApi(LIVE_API_URL, os.environ.get("MINITWIT_CA_BUNDLE"))
         return

@@ -1,4 +1,4 @@
-"""Test helpers: UI actions, API clients, data factories and a throwaway PostgreSQL server.
+"""Test helpers: UI actions, API clients, factories and a throwaway PostgreSQL server.
 
 Everything here is plain functions and small classes so the test files read like the
 original MiniTwit tests: ``register(client, "foo", "default")``, ``api.post(...)``.
@@ -33,10 +33,12 @@ NOT_AUTHORIZED = {
     "error_msg": "You are not authorized to use this resource!",
 }
 
-_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+_CSRF_RE = re.compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"'
+)
 
 
-# --- UI actions (the original MiniTwit test helpers, plus the CSRF token) -----------------
+# --- UI actions (the original MiniTwit test helpers, plus the CSRF token) -------------
 
 
 def csrf_token(client, path: str) -> str:
@@ -65,7 +67,11 @@ def register(client, username, password, password2=None, email=None):
 
 def login(client, username, password):
     """Log in through the web form."""
-    data = {"username": username, "password": password, "csrf_token": csrf_token(client, "/login")}
+    data = {
+        "username": username,
+        "password": password,
+        "csrf_token": csrf_token(client, "/login"),
+    }
     return client.post("/login", data=data, follow_redirects=True)
 
 
@@ -81,7 +87,7 @@ def logout(client):
 
 
 def add_message(client, text):
-    """Post a message from My Timeline and check the flash when the text is not empty."""
+    """Post a message from My Timeline; check the flash when the text is not empty."""
     data = {"text": text, "csrf_token": csrf_token(client, "/")}
     rv = client.post("/add_message", data=data, follow_redirects=True)
     if text:
@@ -89,7 +95,7 @@ def add_message(client, text):
     return rv
 
 
-# --- API clients: one interface over the Flask test client and over real HTTP --------------
+# --- API clients: one interface over the Flask test client and over real HTTP ---------
 
 
 @dataclass
@@ -117,7 +123,17 @@ class FlaskApi:
         self.client = client
         self.prefix = prefix
 
-    def request(self, method, path, *, params=None, json=None, data=None, headers=None, auth=True):
+    def request(
+        self,
+        method,
+        path,
+        *,
+        params=None,
+        json=None,
+        data=None,
+        headers=None,
+        auth=True,
+    ):
         """Send one request; ``auth`` adds the simulator's Authorization header."""
         rv = self.client.open(
             self.prefix + path,
@@ -142,16 +158,30 @@ class HttpApi(FlaskApi):
 
     def __init__(self, base_url: str, ca_bundle: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self.context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+        self.context = (
+            ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
+        )
 
-    def request(self, method, path, *, params=None, json=None, data=None, headers=None, auth=True):
-        """Send one request like the simulator does (``Connection: close``, short timeout)."""
+    def request(
+        self,
+        method,
+        path,
+        *,
+        params=None,
+        json=None,
+        data=None,
+        headers=None,
+        auth=True,
+    ):
+        """Send one request like the simulator does (``Connection: close``)."""
         url = self.base_url + urllib.parse.quote(path, safe="/%")
         if params:
             url += "?" + urllib.parse.urlencode(params)
         hdrs = _headers(headers, auth, json is not None)
         hdrs.setdefault("Connection", "close")
-        req = urllib.request.Request(url, data=_body(json, data), headers=hdrs, method=method)
+        req = urllib.request.Request(
+            url, data=_body(json, data), headers=hdrs, method=method
+        )
         try:
             with urllib.request.urlopen(req, timeout=10, context=self.context) as rv:
                 return ApiResponse(rv.status, rv.read().decode(), dict(rv.headers))
@@ -177,12 +207,15 @@ def _headers(headers, auth, is_json):
     return result
 
 
-# --- factories through the public API (black-box, same for both databases) ---------------
+# --- factories through the public API (black-box, same for both databases) ------------
 
 
 def api_register(api, username, email=None, pwd="secret"):
     """Register ``username`` through the simulator API and assert it worked."""
-    rv = api.post("/register", json={"username": username, "email": email or f"{username}@x.org", "pwd": pwd})
+    rv = api.post(
+        "/register",
+        json={"username": username, "email": email or f"{username}@x.org", "pwd": pwd},
+    )
     assert rv.status_code == 204, rv.text
     return rv
 
@@ -195,13 +228,13 @@ def api_post(api, username, content):
 
 
 def api_follow(api, who, whom, action="follow"):
-    """Make ``who`` follow (or ``action="unfollow"``) ``whom`` through the simulator API."""
+    """Make ``who`` follow (or ``action="unfollow"``) ``whom`` through the API."""
     rv = api.post(f"/fllws/{who}", json={action: whom})
     assert rv.status_code == 204, rv.text
     return rv
 
 
-# --- direct database access for what the public interfaces cannot show --------------------
+# --- direct database access for what the public interfaces cannot show ----------------
 
 
 def sql(app, statement: str, **params):
@@ -216,7 +249,7 @@ def sql(app, statement: str, **params):
         return rows
 
 
-# --- a throwaway PostgreSQL server, one per test session ---------------------------------
+# --- a throwaway PostgreSQL server, one per test session ------------------------------
 
 
 def free_port() -> int:
@@ -227,12 +260,16 @@ def free_port() -> int:
 
 
 def postgres_bindir() -> pathlib.Path | None:
-    """Find the directory holding initdb and pg_ctl (pg_config, Debian's layout, or PATH)."""
+    """Find the directory with initdb and pg_ctl (pg_config, Debian layout, PATH)."""
     candidates = []
     if shutil.which("pg_config"):
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=False
+        )
         candidates.append(pathlib.Path(out.stdout.strip()))
-    candidates += sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    candidates += sorted(
+        pathlib.Path("/usr/lib/postgresql").glob("*/bin"), reverse=True
+    )
     if shutil.which("initdb"):
         candidates.append(pathlib.Path(shutil.which("initdb")).parent)
     for bindir in candidates:
@@ -242,7 +279,7 @@ def postgres_bindir() -> pathlib.Path | None:
 
 
 class ThrowawayPostgres:
-    """A private PostgreSQL cluster in a temp dir, listening on 127.0.0.1 with trust auth.
+    """A private PostgreSQL cluster in a temp dir, on 127.0.0.1 with trust auth.
 
     initdb refuses to run as root, so as root the server runs as the ``postgres`` user
     (present wherever Debian's package is installed) or ``nobody``.
@@ -259,27 +296,56 @@ class ThrowawayPostgres:
             self._drop_root()
 
     def _drop_root(self):
-        """Hand the temp dir to an unprivileged user and run every command as that user."""
+        """Hand the temp dir to an unprivileged user and run every command as it."""
         user = "postgres" if _user_exists("postgres") else "nobody"
         entry = pwd.getpwnam(user)
         os.chown(self.root, entry.pw_uid, entry.pw_gid)
-        self.prefix = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+        self.prefix = [
+            "setpriv",
+            f"--reuid={entry.pw_uid}",
+            f"--regid={entry.pw_gid}",
+            "--clear-groups",
+        ]
 
     def _run(self, *args: str):
         """Run one PostgreSQL tool, raising with its output when it fails."""
         cmd = [*self.prefix, str(self.bindir / args[0]), *args[1:]]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=_c_env())
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, check=False, env=_c_env()
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
 
     def start(self) -> ThrowawayPostgres:
         """initdb and start the server; wait until it accepts connections."""
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f" -c unix_socket_directories={self.root} -c max_connections=200"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
         return self
 
     def stop(self):
