@@ -1,0 +1,1 @@
+"""MiniTwit load generator: replays the ITU simulator scenario and seeds/scales PostgreSQL."""

@@ -1,0 +1,154 @@
+"""Replay the ITU simulator scenario against MiniTwit and report throughput, latency and errors.
+
+Without ``--url`` it starts its own PostgreSQL + gunicorn (``bench/local.py``) and empties the database
+before each replay; with ``--url`` it targets a running deployment (e.g. https://minitwit.test/api).
+Each replay is followed by the same number of requests to the no-op endpoint (``/health``, no database)
+with the same engine and concurrency, so the report can state the app's throughput relative to it.
+Usage: scripts/bench.sh --help
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import local
+from bench.client import Target
+from bench.client import build_request
+from bench.client import parse_target
+from bench.engines import ENGINES
+from bench.engines import FlatOrder
+from bench.engines import Job
+from bench.report import render
+from bench.report import write_json
+from bench.scenario import TIMEOUT_S
+from bench.scenario import error_kind
+from bench.scenario import load_actions
+from bench.scenario import request_for
+from bench.scheduler import Scheduler
+from bench.stats import summarize
+
+
+def replay_jobs(target: Target, actions) -> list[Job]:
+    """Serialise every scenario request up front and attach the simulator's error rule."""
+    jobs = []
+    for action in actions:
+        method, path, body = request_for(action)
+        check = (lambda command: lambda status: error_kind(command, status))(action.command)
+        jobs.append(Job(action.command, build_request(target, method, path, body), check))
+    return jobs
+
+
+def noop_jobs(target: Target, path: str, n: int) -> list[Job]:
+    """``n`` GET requests to the no-op endpoint; anything but 200 is an error."""
+    raw = build_request(target, "GET", path, auth=False)
+    job = Job("noop", raw, lambda status: None if status == 200 else f"HTTP {status}")
+    return [job] * n
+
+
+def origin_of(target: Target) -> Target:
+    """The same server without the API prefix (the no-op endpoint lives at the root)."""
+    return Target(target.host, target.port, "", target.tls, target.connect_host, target.ssl_context)
+
+
+def final_latest(target: Target) -> int | None:
+    """GET /latest (one request, generous timeout) and return its value."""
+    import socket
+
+    raw = build_request(target, "GET", "/latest")
+    with socket.create_connection((target.connect_host, target.port), timeout=5) as sock:
+        conn = target.ssl_context.wrap_socket(sock, server_hostname=target.host) if target.ssl_context else sock
+        conn.sendall(raw)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return json.loads(data.partition(b"\r\n\r\n")[2]).get("latest")
+
+
+def run_once(target: Target, actions, clients: int, engine: str, noop_path: str) -> dict:
+    """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary."""
+    run = ENGINES[engine]
+    replay = run(target, replay_jobs(target, actions), Scheduler(actions), clients, TIMEOUT_S)
+    latest = final_latest(target)
+    noop = run(origin_of(target), noop_jobs(origin_of(target), noop_path, len(actions)),
+               FlatOrder(len(actions)), clients, TIMEOUT_S)
+    replay_s, noop_s = summarize(replay), summarize(noop)
+    return {
+        "mode": "sequential" if clients == 1 else "concurrent", "clients": clients, "engine": engine,
+        "replay": replay_s, "final_latest": latest, "expected_latest": actions[-1].latest,
+        "noop_path": noop_path, "noop": noop_s,
+        "app_vs_noop": replay_s["throughput_rps"] / noop_s["throughput_rps"] if noop_s["throughput_rps"] else 0.0,
+    }
+
+
+def compare_engines(target: Target, noop_path: str, n: int, clients: int) -> dict:
+    """Drive the no-op endpoint with each engine: the generator's own CPU cost per request."""
+    origin = origin_of(target)
+    out = {}
+    for name, run in ENGINES.items():
+        result = run(origin, noop_jobs(origin, noop_path, n), FlatOrder(n), clients, TIMEOUT_S)
+        out[name] = summarize(result)
+    return out
+
+
+def machine() -> str:
+    """One line describing where the numbers come from."""
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    return f"{os.cpu_count()} CPU(s) {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", help="API base URL of a running deployment (default: start a local server)")
+    p.add_argument("--cacert", help="CA bundle to verify the HTTPS certificate")
+    p.add_argument("--resolve-to", metavar="ADDR", help="connect to ADDR instead of resolving the URL's host")
+    p.add_argument("--rows", type=int, help="replay only the first N scenario rows (default: all 25,922)")
+    p.add_argument("--clients", default="1,16", help="comma-separated client counts; 1 = sequential (default 1,16)")
+    p.add_argument("--engine", choices=sorted(ENGINES), default="threads", help="load engine (default threads)")
+    p.add_argument("--compare-engines", action="store_true", help="also measure both engines on the no-op")
+    p.add_argument("--noop-path", default="/health", help="no-op endpoint, relative to the server root")
+    p.add_argument("--json", type=Path, default=Path("artifacts/bench/replay.json"), help="JSON output path")
+    return p.parse_args(argv)
+
+
+def bench(args: argparse.Namespace, url: str, database_url: str | None) -> dict:
+    """Run every requested replay against ``url``; empty the database first when it is ours."""
+    target = parse_target(url, args.cacert, args.resolve_to)
+    actions = load_actions(rows=args.rows)
+    result = {"meta": {"url": url, "rows": len(actions), "machine": machine(), "timeout_s": TIMEOUT_S,
+                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, "runs": []}
+    for clients in (int(c) for c in args.clients.split(",")):
+        if database_url:
+            local.reset_database(database_url)
+        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path))
+    if args.compare_engines:
+        result["engines"] = compare_engines(target, args.noop_path, len(actions), max(int(c) for c in args.clients.split(",")))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run, print the text report, write the JSON; exit 1 on any simulator error."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.url:
+            result = bench(args, args.url, None)
+        else:
+            with local.local_stack() as (base, database_url, _):
+                result = bench(args, base + "/api", database_url)
+                result["meta"]["server_env"] = {k: os.environ[k] for k in local.TUNABLES if k in os.environ}
+    except local.Unavailable as exc:
+        print(f"SKIPPED: {exc}", file=sys.stderr)
+        return 1 if local.STRICT else 0
+    print(render(result))
+    write_json(result, args.json)
+    print(f"\nJSON: {args.json}")
+    return 1 if any(run["replay"]["errors"] or run["noop"]["errors"] for run in result["runs"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

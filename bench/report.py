@@ -1,0 +1,51 @@
+"""Render benchmark results as readable text and write them as JSON (artifacts/bench/*.json)."""
+
+import json
+from pathlib import Path
+
+COLUMNS = ("count", "p50_ms", "p90_ms", "p99_ms", "max_ms")
+
+
+def latency_table(rows: dict[str, dict]) -> list[str]:
+    """A fixed-width table: one line per label with count, percentiles, max and errors."""
+    header = f"  {'':<10}" + "".join(f"{c:>10}" for c in COLUMNS) + f"{'errors':>8}"
+    lines = [header]
+    for label, stats in rows.items():
+        cells = "".join(f"{stats.get(c, '-'):>10}" for c in COLUMNS)
+        lines.append(f"  {label:<10}{cells}{stats.get('errors', '-'):>8}")
+    return lines
+
+
+def run_text(run: dict) -> list[str]:
+    """Text block for one replay run and its no-op twin."""
+    replay, noop = run["replay"], run["noop"]
+    lines = [
+        f"== {run['mode']} ({run['clients']} client(s), engine {run['engine']}) ==",
+        f"  replay: {replay['requests']} requests in {replay['wall_s']} s = {replay['throughput_rps']} req/s,"
+        f" {replay['errors']} errors {replay['errors_by_kind'] or ''}".rstrip(),
+        f"  final /latest: {run['final_latest']} (expected {run['expected_latest']})",
+        *latency_table({"overall": replay["latency"] | {"errors": replay["errors"]}, **replay["by_command"]}),
+        f"  no-op {run['noop_path']}: {noop['requests']} requests = {noop['throughput_rps']} req/s,"
+        f" p99 {noop['latency'].get('p99_ms')} ms, {noop['errors']} errors",
+        f"  app / no-op throughput: {run['app_vs_noop']:.0%}",
+        f"  generator CPU: {replay['generator_cpu_us_per_request']} us/request",
+    ]
+    return lines
+
+
+def render(result: dict) -> str:
+    """The whole report as text."""
+    meta = result["meta"]
+    lines = [f"MiniTwit replay of {meta['rows']} scenario rows against {meta['url']}", f"  machine: {meta['machine']}"]
+    for run in result["runs"]:
+        lines += ["", *run_text(run)]
+    for name, engine in result.get("engines", {}).items():
+        lines.append(f"engine {name}: {engine['throughput_rps']} req/s on the no-op,"
+                     f" {engine['generator_cpu_us_per_request']} us CPU/request")
+    return "\n".join(lines)
+
+
+def write_json(result: dict, path: Path) -> None:
+    """Write the result as indented JSON, creating the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
