@@ -1,0 +1,216 @@
+"""Fixtures for the browser tests: the app under test, Chromium, and per-test watchers.
+
+Target: `E2E_BASE_URL` (a running deployment, e.g. https://minitwit.test via Traefik)
+or, by default, a local gunicorn app on a fresh `E2E_DATABASE` (sqlite|postgresql).
+"""
+
+import os
+import shutil
+import socket
+import ssl
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext
+from playwright.sync_api import Route
+
+from e2e.live_app import REPO
+from e2e.live_app import Unavailable
+from e2e.live_app import local_app
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium refuses its sandbox
+    "--disable-gpu",
+    "--disable-background-networking",  # no traffic except to the app under test
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# 1x1 PNG served instead of gravatar.com: tests never leave the loopback host.
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker for expected HTTP errors (e.g. a forged form post)."""
+    config.addinivalue_line(
+        "markers", "allow_http_errors(*codes): expected HTTP error codes"
+    )
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the run with a clear message, or fail it when MINITWIT_STRICT=1 (CI)."""
+    if os.environ.get("MINITWIT_STRICT") == "1":
+        pytest.fail(f"MINITWIT_STRICT=1 and e2e cannot run: {reason}", pytrace=False)
+    pytest.skip(f"SKIPPED: {reason}")
+
+
+@pytest.fixture(scope="session")
+def e2e_label() -> str:
+    """Name of this run: the database kind locally, "remote" against E2E_BASE_URL."""
+    return (
+        "remote"
+        if os.environ.get("E2E_BASE_URL")
+        else os.environ.get("E2E_DATABASE", "sqlite")
+    )
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(e2e_label: str) -> Path:
+    """artifacts/e2e/<label>/: screenshots and the app log of this run."""
+    path = REPO / "artifacts" / "e2e" / e2e_label
+    (path / "screenshots").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_url(e2e_label: str, artifacts_dir: Path):
+    """The app under test: E2E_BASE_URL, or a local gunicorn app we start and stop."""
+    remote = os.environ.get("E2E_BASE_URL")
+    if remote:
+        check_tls_against_bundle(remote)
+        yield remote.rstrip("/")
+        return
+    try:
+        with local_app(e2e_label, artifacts_dir) as url:
+            yield url
+    except Unavailable as missing:
+        skip_or_fail(str(missing))
+
+
+def check_tls_against_bundle(base_url: str) -> None:
+    """With E2E_CA_BUNDLE, verify the served certificate chain and host name in Python.
+
+    Chromium cannot take a PEM bundle without an NSS database, so over HTTPS it runs
+    with ignore_https_errors; this check proves the certificate is valid for the host.
+    """
+    bundle = os.environ.get("E2E_CA_BUNDLE")
+    url = urllib.parse.urlsplit(base_url)
+    if url.scheme != "https" or not bundle:
+        return
+    address = resolve_like_chromium(url.hostname)
+    context = ssl.create_default_context(cafile=bundle)
+    with socket.create_connection((address, url.port or 443), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=url.hostname):
+            pass  # handshake + hostname check raise on any problem
+
+
+def resolve_like_chromium(hostname: str) -> str:
+    """Apply `MAP <host> <ip>` rules from E2E_HOST_RESOLVER_RULES, as Chromium will."""
+    for rule in os.environ.get("E2E_HOST_RESOLVER_RULES", "").split(","):
+        parts = rule.split()
+        if len(parts) == 3 and parts[0] == "MAP" and parts[1] == hostname:
+            return parts[2]
+    return hostname
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Debian's Chromium when present (Playwright's download is unreachable in CI)."""
+    args = list(CHROMIUM_ARGS)
+    rules = os.environ.get("E2E_HOST_RESOLVER_RULES")
+    if rules:
+        args.append(f"--host-resolver-rules={rules}")
+    chromium = os.environ.get("E2E_CHROMIUM") or shutil.which("chromium")
+    if chromium:
+        return {**browser_type_launch_args, "executable_path": chromium, "args": args}
+    return {**browser_type_launch_args, "args": args}
+
+
+@pytest.fixture(scope="session")
+def browser_type(browser_type, browser_type_launch_args: dict):
+    """Fail or skip clearly when there is no Chromium at all."""
+    path = (
+        browser_type_launch_args.get("executable_path") or browser_type.executable_path
+    )
+    if not Path(path).exists():
+        skip_or_fail(
+            "no Chromium: apt-get install chromium (or playwright install chromium)"
+        )
+    return browser_type
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict, base_url: str) -> dict:
+    """HTTPS stack mode only: accept the test CA (see check_tls_against_bundle)."""
+    if base_url.startswith("https://"):
+        return {**browser_context_args, "ignore_https_errors": True}
+    return browser_context_args
+
+
+@pytest.fixture
+def browser_problems(request: pytest.FixtureRequest):
+    """Collect console errors, page errors and failed requests; any fails the test."""
+    problems: list[str] = []
+    yield problems
+    assert not problems, "browser problems:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def new_context(new_context, browser_problems: list, base_url: str, request):
+    """Every context a test opens is watched and kept on the loopback host."""
+    marker = request.node.get_closest_marker("allow_http_errors")
+    allowed = set(marker.args) if marker else set()
+
+    def watched_context(**kwargs) -> BrowserContext:
+        context = new_context(**kwargs)
+        watch_context(context, browser_problems, allowed)
+        keep_on_app_host(context, base_url, browser_problems)
+        return context
+
+    return watched_context
+
+
+def watch_context(context: BrowserContext, problems: list, allowed: set[int]) -> None:
+    """Record what a user would see as broken: JS errors, failed or error requests."""
+
+    def on_console(message) -> None:
+        expected = any(f"status of {code}" in message.text for code in allowed)
+        if message.type == "error" and not expected:
+            problems.append(
+                f"console error: {message.text} ({message.location.get('url')})"
+            )
+
+    def on_response(response) -> None:
+        if response.status >= 400 and response.status not in allowed:
+            problems.append(
+                f"HTTP {response.status}: {response.request.method} {response.url}"
+            )
+
+    context.on("console", on_console)
+    context.on("weberror", lambda error: problems.append(f"page error: {error.error}"))
+    context.on(
+        "requestfailed",
+        lambda req: problems.append(f"request failed: {req.url} {req.failure}"),
+    )
+    context.on("response", on_response)
+
+
+def keep_on_app_host(context: BrowserContext, base_url: str, problems: list) -> None:
+    """Serve gravatars locally; refuse (and record) any other off-host request."""
+    app_origin = urllib.parse.urlsplit(base_url).netloc
+
+    def handle(route: Route) -> None:
+        host = urllib.parse.urlsplit(route.request.url).hostname or ""
+        if host.endswith("gravatar.com"):
+            route.fulfill(status=200, content_type="image/png", body=PIXEL_PNG)
+            return
+        problems.append(f"off-host request blocked: {route.request.url}")
+        route.fulfill(status=204)
+
+    context.route(lambda url: urllib.parse.urlsplit(url).netloc != app_origin, handle)
+
+
+@pytest.fixture
+def save_screenshot(artifacts_dir: Path):
+    """save_screenshot(page, name) -> artifacts/e2e/<label>/screenshots/<name>.png."""
+
+    def save(page, name: str) -> Path:
+        path = artifacts_dir / "screenshots" / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
