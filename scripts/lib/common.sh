@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Shared helpers for the stack scripts (sourced, not executed).
+# Usage: source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# Repository root, whatever directory the calling script was started from.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO_ROOT
+
+# Print a timestamped progress line on stderr.
+log() {
+  printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
+}
+
+# Print an error and exit non-zero.
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# True when MINITWIT_STRICT=1: a missing tool or skipped step must fail.
+is_strict() {
+  [[ "${MINITWIT_STRICT:-0}" == "1" ]]
+}
+
+# Skip with a clear message, or fail under MINITWIT_STRICT=1.
+skip_or_fail() {
+  if is_strict; then
+    die "$* (MINITWIT_STRICT=1 turns a skip into a failure)"
+  fi
+  log "SKIPPED: $*"
+}
+
+# Retry "$@" every $2 seconds, at most $1 times; true as soon as it succeeds.
+retry() {
+  local attempts="$1" delay="$2"
+  shift 2
+  local i
+  for ((i = 1; i <= attempts; i++)); do
+    if "$@"; then
+      return 0
+    fi
+    sleep "$delay"
+  done
+  return 1
+}
