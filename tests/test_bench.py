@@ -1,0 +1,294 @@
+"""Unit tests of the load generator (bench/): scenario parsing, the simulator's error rules, the per-user
+scheduler, percentile maths and the raw HTTP client, on the real scenario and a real local HTTP server."""
+
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+
+import pytest
+
+from bench.client import build_request
+from bench.client import fetch
+from bench.client import parse_head
+from bench.client import parse_target
+from bench.engines import ENGINES
+from bench.engines import FlatOrder
+from bench.engines import Job
+from bench.replay import replay_jobs
+from bench.scenario import AUTHORIZATION
+from bench.scenario import error_kind
+from bench.scenario import load_actions
+from bench.scenario import request_for
+from bench.scheduler import Scheduler
+from bench.stats import latency_summary
+from bench.stats import percentile
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    """The whole real scenario."""
+    return load_actions()
+
+
+# --- the scenario and the simulator's rules -------------------------------------------
+
+
+def test_scenario_has_the_simulator_workload(scenario):
+    counts = {
+        c: sum(1 for a in scenario if a.command == c)
+        for c in ("register", "tweet", "follow", "unfollow")
+    }
+    assert len(scenario) == 25922
+    assert counts == {"register": 200, "tweet": 11306, "follow": 9751, "unfollow": 4665}
+    assert [a.latest for a in scenario] == list(range(25922))
+
+
+def test_register_row_keeps_quotes_and_backslashes_in_the_password(scenario):
+    first, third = scenario[0], scenario[2]
+    assert (first.username, first.arg, first.pwd) == (
+        "Roger Histand",
+        "Roger+Histand@hotmail.com",
+        "]=)[X{Km{z",
+    )
+    assert third.pwd == "6cl_[\\"
+
+
+def test_rows_limits_the_scenario():
+    assert [a.latest for a in load_actions(rows=5)] == [0, 1, 2, 3, 4]
+
+
+def test_requests_are_built_like_the_simulator(scenario):
+    method, path, body = request_for(scenario[0])
+    assert (method, path) == ("POST", "/register?latest=0")
+    assert json.loads(body) == {
+        "username": "Roger Histand",
+        "email": "Roger+Histand@hotmail.com",
+        "pwd": "]=)[X{Km{z",
+    }
+    assert request_for(scenario[3])[1] == "/msgs/Roger%20Histand?latest=3"
+    follow = next(a for a in scenario if a.command == "unfollow")
+    assert json.loads(request_for(follow)[2]) == {"unfollow": follow.arg}
+
+
+def test_non_ascii_content_is_escaped_like_json_dumps(scenario):
+    tweet = next(a for a in scenario if a.command == "tweet")
+    body = request_for(type(tweet)(1, "tweet", "a b", "blåbær ✓"))[2]
+    assert body == b'{"content": "bl\\u00e5b\\u00e6r \\u2713"}'
+
+
+@pytest.mark.parametrize(
+    "command, status, expected",
+    [
+        ("register", 204, None),
+        ("register", 400, None),
+        ("register", 500, "HTTP 500"),
+        ("tweet", 204, None),
+        ("tweet", 400, "HTTP 400"),
+        ("follow", 404, "HTTP 404"),
+        ("unfollow", 200, "HTTP 200"),
+        ("unfollow", 204, None),
+    ],
+)
+def test_error_rules_are_the_simulators(command, status, expected):
+    assert error_kind(command, status) == expected
+
+
+# --- the per-user scheduler -----------------------------------------------------------
+
+
+def drain(scheduler, clients: int, seed: int) -> list[tuple[str, int]]:
+    """Simulate ``clients`` in flight finishing in random order; return the start/finish event log."""
+    rng, in_flight, log = random.Random(seed), [], []
+    while not scheduler.finished:
+        while len(in_flight) < clients and (item := scheduler.pop()) is not None:
+            in_flight.append(item[0])
+            log.append(("start", item[0]))
+        done = in_flight.pop(rng.randrange(len(in_flight)))
+        log.append(("finish", done))
+        scheduler.complete(done)
+    return log
+
+
+def test_one_client_replays_in_file_order(scenario):
+    actions = scenario[:2000]
+    log = drain(Scheduler(actions), clients=1, seed=1)
+    assert [i for event, i in log if event == "start"] == list(range(2000))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_concurrent_replay_keeps_each_users_order(scenario, seed):
+    actions = scenario[:6000]
+    log = drain(Scheduler(actions), clients=16, seed=seed)
+    started = {i: n for n, (event, i) in enumerate(log) if event == "start"}
+    finished = {i: n for n, (event, i) in enumerate(log) if event == "finish"}
+    assert len(started) == len(finished) == len(actions)
+    previous, registered = {}, {}
+    for i, action in enumerate(actions):
+        if (
+            action.username in previous
+        ):  # the user's previous action finished before this one started
+            assert finished[previous[action.username]] < started[i]
+        if action.target() in registered:  # so did the other user's register
+            assert finished[registered[action.target()]] < started[i]
+        previous[action.username] = i
+        if action.command == "register":
+            registered.setdefault(action.username, i)
+    assert started[len(actions) - 1] > max(finished[i] for i in range(len(actions) - 1))
+
+
+def test_concurrent_replay_really_overlaps(scenario):
+    log = drain(Scheduler(scenario[:3000]), clients=16, seed=3)
+    in_flight = peak = 0
+    for event, _ in log:
+        in_flight += 1 if event == "start" else -1
+        peak = max(peak, in_flight)
+    assert peak == 16
+
+
+# --- percentiles ------------------------------------------------------------------------
+
+
+def test_nearest_rank_percentiles():
+    values = [float(v) for v in range(1, 101)]
+    assert [percentile(values, p) for p in (50, 90, 99, 100)] == [
+        50.0,
+        90.0,
+        99.0,
+        100.0,
+    ]
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 51) == 3.0
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_rejects_empty_and_out_of_range():
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 0)
+
+
+def test_latency_summary_in_milliseconds():
+    summary = latency_summary([0.004, 0.001, 0.002, 0.003])
+    assert summary == {
+        "count": 4,
+        "p50_ms": 2.0,
+        "p90_ms": 4.0,
+        "p99_ms": 4.0,
+        "max_ms": 4.0,
+    }
+
+
+# --- the HTTP client and the engines against a real local server ------------------------
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it."""
+
+    release = threading.Event()
+    seen: list[tuple[str, str, bytes]] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append((self.path, self.headers["Authorization"], body))
+        self.answer(int(self.path.split("?")[0].rsplit("/", 1)[1]))
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/stall":
+            self.release.wait(5)
+        self.answer(200, b'{"status":"ok"}')
+
+    def answer(self, status, body=b""):
+        self.send_response(status)
+        if status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def server():
+    """A real HTTP server on 127.0.0.1, shut down after the test."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    Handler.release.clear()
+    Handler.seen.clear()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    Handler.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_parse_head():
+    assert parse_head(b"HTTP/1.1 204 NO CONTENT\r\nServer: x") == (204, None)
+    assert parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 15") == (200, 15)
+
+
+def test_fetch_sends_the_simulators_headers_and_reads_the_status(server):
+    target = parse_target(server + "/api")
+    raw = build_request(target, "POST", "/400?latest=7", b'{"a": 1}')
+    assert raw.startswith(b"POST /api/400?latest=7 HTTP/1.1\r\n")
+    assert (
+        b"\r\nConnection: close\r\n" in raw
+        and b"\r\nContent-Type: application/json\r\n" in raw
+    )
+    assert fetch(target, raw, 2.0) == (400, None)
+    assert Handler.seen == [("/api/400?latest=7", AUTHORIZATION, b'{"a": 1}')]
+
+
+def test_fetch_names_timeouts_and_refused_connections_like_the_simulator(server):
+    target = parse_target(server)
+    assert fetch(target, build_request(target, "GET", "/stall"), 0.1) == (
+        None,
+        "ReadTimeout",
+    )
+    closed = parse_target("http://127.0.0.1:9")  # discard port: nothing listens
+    assert fetch(closed, build_request(closed, "GET", "/"), 0.3) == (
+        None,
+        "ConnectionError",
+    )
+
+
+def test_resolve_to_connects_elsewhere_but_keeps_the_host_header(server):
+    port = server.rsplit(":", 1)[1]
+    target = parse_target(f"http://minitwit.test:{port}", resolve="127.0.0.1")
+    assert (target.connect_host, target.host_header) == (
+        "127.0.0.1",
+        f"minitwit.test:{port}",
+    )
+    assert fetch(target, build_request(target, "GET", "/health"), 2.0) == (200, None)
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_engines_apply_the_error_rules_to_every_request(server, engine, scenario):
+    target = parse_target(server)
+    jobs = [
+        Job(
+            "ok",
+            build_request(target, "POST", "/204", b"{}"),
+            lambda s: error_kind("tweet", s),
+        )
+    ] * 30
+    jobs += [
+        Job(
+            "bad",
+            build_request(target, "POST", "/404", b"{}"),
+            lambda s: error_kind("follow", s),
+        )
+    ] * 10
+    result = ENGINES[engine](target, jobs, FlatOrder(len(jobs)), 4, 2.0)
+    assert [s.error for s in result.samples] == [None] * 30 + ["HTTP 404"] * 10
+    assert all(s.latency > 0 for s in result.samples)
+
+
+def test_replay_jobs_carry_each_commands_rule(server, scenario):
+    target = parse_target(server)
+    jobs = replay_jobs(target, scenario[:4])
+    assert [j.label for j in jobs] == ["register", "register", "register", "tweet"]
+    assert [j.check(400) for j in jobs] == [None, None, None, "HTTP 400"]
