@@ -1,4 +1,4 @@
-"""The develop-only guard: scripts/check-pr-source.sh over its inputs, and how guard.yml calls it."""
+"""The develop-only guard: scripts/check-pr-source.sh and how guard.yml calls it."""
 
 import subprocess
 from pathlib import Path
@@ -15,7 +15,11 @@ REPO = "minitwit-ops/minitwit"
 def run_guard(*args: str) -> subprocess.CompletedProcess:
     """Run the guard script with the given arguments and capture its output."""
     return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=30, check=False
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -31,7 +35,15 @@ def test_repository_names_compare_case_insensitively():
 
 @pytest.mark.parametrize(
     "head_ref",
-    ["feature/login", "main", "Develop", "develop2", "refs/heads/develop", "release/develop", ""],
+    [
+        "feature/login",
+        "main",
+        "Develop",
+        "develop2",
+        "refs/heads/develop",
+        "release/develop",
+        "",
+    ],
 )
 def test_any_other_head_branch_is_rejected(head_ref):
     result = run_guard(head_ref, REPO, REPO)
@@ -39,14 +51,18 @@ def test_any_other_head_branch_is_rejected(head_ref):
     assert "REJECTED" in result.stderr
 
 
-@pytest.mark.parametrize("head_repo", ["attacker/minitwit", "minitwit-ops/minitwit-fork", ""])
+@pytest.mark.parametrize(
+    "head_repo", ["attacker/minitwit", "minitwit-ops/minitwit-fork", ""]
+)
 def test_develop_of_a_fork_or_deleted_fork_is_rejected(head_repo):
     result = run_guard("develop", head_repo, REPO)
     assert result.returncode == 1
     assert "not" in result.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("develop",), ("develop", REPO), ("develop", REPO, REPO, "x")])
+@pytest.mark.parametrize(
+    "args", [(), ("develop",), ("develop", REPO), ("develop", REPO, REPO, "x")]
+)
 def test_wrong_argument_count_is_a_usage_error(args):
     result = run_guard(*args)
     assert result.returncode == 2
@@ -66,7 +82,7 @@ def guard_workflow() -> dict:
 def test_guard_runs_on_every_pull_request_change_into_main(guard_workflow):
     trigger = guard_workflow[True]["pull_request_target"]
     assert trigger["branches"] == ["main"]
-    # `edited` catches a base-branch change from develop to main after the PR was opened.
+    # `edited` catches a base-branch change from develop to main after opening.
     assert set(trigger["types"]) == {"opened", "reopened", "synchronize", "edited"}
     assert "paths" not in trigger and "paths-ignore" not in trigger
 
@@ -97,7 +113,7 @@ def test_guard_passes_pr_data_through_env_not_inline(guard_workflow):
 
 
 def test_guard_never_checks_out_pull_request_code(guard_workflow):
-    # pull_request_target runs with the base branch's files: the PR cannot rewrite its own guard.
+    # pull_request_target runs the base branch's files: a PR cannot rewrite its guard.
     [job] = guard_workflow["jobs"].values()
     for step in job["steps"]:
         ref = step.get("with", {}).get("ref", "")
