@@ -33,10 +33,14 @@ TEST_SECRET_KEY = "test-secret-key-not-for-production"
 
 def test_config(database_url: str, **overrides) -> dict:
     """The mapping every test app is created with (flaskr's ``test_config``)."""
+    from minitwit.config import engine_options
+
     return {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": database_url,
+        # options follow the URL (SQLite's busy timeout is no libpq option)
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
         **overrides,
     }
 

@@ -237,16 +237,35 @@ def api_follow(api, who, whom, action="follow"):
 # --- direct database access for what the public interfaces cannot show ----------------
 
 
-def sql(app, statement: str, **params):
-    """Run one SQL statement against the app's database and return all rows (or [])."""
+def sql(app, statement: str, rows: list[dict] | None = None, **params):
+    """Run one SQL statement (once per dict in ``rows`` if given); return its rows."""
     from minitwit.extensions import db
     from sqlalchemy import text
 
     with app.app_context():
-        result = db.session.execute(text(statement), params)
+        result = db.session.execute(text(statement), rows if rows else params)
         rows = result.all() if result.returns_rows else []
         db.session.commit()
         return rows
+
+
+def insert_users(app, names, pw_hash="scrypt:invalid"):
+    """Insert users straight into the database (fast: no password hashing)."""
+    rows = [{"u": name, "e": f"{name}@x.org", "h": pw_hash} for name in names]
+    sql(app, 'INSERT INTO "user" (username, email, pw_hash) VALUES (:u, :e, :h)', rows)
+
+
+def insert_messages(app, username, count, start=1_000_000, flagged=0):
+    """Insert ``count`` messages by ``username`` with pub_date start, start+1, ..."""
+    [(user_id,)] = sql(
+        app, 'SELECT user_id FROM "user" WHERE username = :u', u=username
+    )
+    rows = [
+        {"a": user_id, "t": f"message {i}", "p": start + i, "f": flagged}
+        for i in range(count)
+    ]
+    statement = "INSERT INTO message (author_id, text, pub_date, flagged)"
+    sql(app, statement + " VALUES (:a, :t, :p, :f)", rows)
 
 
 # --- a throwaway PostgreSQL server, one per test session ------------------------------

@@ -1,0 +1,374 @@
+"""The simulator API (``/api``): every endpoint, status code, JSON shape and rule.
+
+Runs on SQLite and PostgreSQL. Data is created through the API itself; the database is
+read directly only for facts the API cannot show (hashes, duplicate rows).
+"""
+
+import time
+
+import pytest
+from helpers import NOT_AUTHORIZED
+from helpers import api_follow
+from helpers import api_post
+from helpers import api_register
+from helpers import basic_auth
+from helpers import insert_messages
+from helpers import insert_users
+from helpers import sql
+
+PROTECTED = [
+    ("GET", "/msgs", None),
+    ("GET", "/msgs/alice", None),
+    ("POST", "/msgs/alice", {"content": "hi"}),
+    ("GET", "/fllws/alice", None),
+    ("POST", "/fllws/alice", {"follow": "bob"}),
+]
+RECORDING = [("POST", "/register", {"username": "x", "email": "x@x", "pwd": "x"})]
+RECORDING += PROTECTED
+
+
+# --- latest ------------------------------------------------------------------------
+
+
+def test_latest_is_minus_one_before_anything_was_recorded(api):
+    """``GET /latest`` on a fresh database answers -1."""
+    rv = api.get("/latest")
+    assert rv.status_code == 200
+    assert rv.json() == {"latest": -1}
+
+
+@pytest.mark.parametrize("method, path, body", RECORDING)
+def test_every_endpoint_records_latest(api, method, path, body):
+    """Every endpoint except ``GET /latest`` stores the ``latest`` parameter."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    api.request(method, path, json=body, params={"latest": 42})
+    assert api.get("/latest").json() == {"latest": 42}
+
+
+@pytest.mark.parametrize("method, path, body", PROTECTED)
+def test_latest_is_recorded_before_the_auth_check(api, method, path, body):
+    """A request rejected with 403 still records ``latest``."""
+    rv = api.request(method, path, json=body, params={"latest": 7}, auth=False)
+    assert rv.status_code == 403
+    assert api.get("/latest").json() == {"latest": 7}
+
+
+def test_latest_is_recorded_before_validation(api):
+    """A failing registration and a 404 still record ``latest``."""
+    api.post("/register", json={"username": ""}, params={"latest": 3})
+    assert api.get("/latest").json()["latest"] == 3
+    api.get("/msgs/nobody", params={"latest": 4})
+    assert api.get("/latest").json()["latest"] == 4
+
+
+def test_latest_last_write_wins_and_may_go_down(api):
+    """The last request's value wins, even when it is smaller."""
+    api.get("/msgs", params={"latest": 100})
+    api.get("/msgs", params={"latest": 5})
+    assert api.get("/latest").json() == {"latest": 5}
+
+
+@pytest.mark.parametrize("value", ["abc", "", "1.5", "0x10"])
+def test_latest_ignores_values_that_are_not_ints(api, value):
+    """A ``latest`` that does not parse as an int leaves the stored value alone."""
+    api.get("/msgs", params={"latest": 9})
+    api.get("/msgs", params={"latest": value})
+    assert api.get("/latest").json() == {"latest": 9}
+
+
+def test_get_latest_does_not_record_its_own_parameter(api):
+    """``GET /latest?latest=N`` only reads."""
+    api.get("/msgs", params={"latest": 9})
+    assert api.get("/latest", params={"latest": 99}).json() == {"latest": 9}
+
+
+def test_latest_needs_no_authorization(api):
+    """``GET /latest`` is public, as in the reference."""
+    assert api.get("/latest", auth=False).status_code == 200
+
+
+# --- register ----------------------------------------------------------------------
+
+
+def test_register_answers_204_with_empty_body_and_stores_a_hash(app, api):
+    """Registration stores the user with a Werkzeug hash, never the password."""
+    rv = api.post("/register", json={"username": "a", "email": "a@a.a", "pwd": "a"})
+    assert rv.status_code == 204
+    assert rv.text == ""
+    [(email, pw_hash)] = sql(app, 'SELECT email, pw_hash FROM "user"')
+    assert email == "a@a.a"
+    assert pw_hash.startswith("scrypt:")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"username": "", "email": "a@a", "pwd": "p"}, "You have to enter a username"),
+        ({"email": "a@a", "pwd": "p"}, "You have to enter a username"),
+        (
+            {"username": "a", "email": "", "pwd": "p"},
+            "You have to enter a valid email address",
+        ),
+        (
+            {"username": "a", "email": "nope", "pwd": "p"},
+            "You have to enter a valid email address",
+        ),
+        ({"username": "a", "email": "a@a", "pwd": ""}, "You have to enter a password"),
+        ({"username": "a", "email": "a@a"}, "You have to enter a password"),
+        # the first failing check wins
+        ({"username": "", "email": "", "pwd": ""}, "You have to enter a username"),
+        (
+            {"username": "a", "email": "x", "pwd": ""},
+            "You have to enter a valid email address",
+        ),
+    ],
+)
+def test_register_errors_use_the_ui_texts_in_order(api, body, message):
+    """Validation errors are 400 JSON with the web form's texts, first failure wins."""
+    rv = api.post("/register", json=body)
+    assert rv.status_code == 400
+    assert rv.json() == {"status": 400, "error_msg": message}
+
+
+def test_register_rejects_a_taken_username(app, api):
+    """A second registration of a name is 400 and leaves one row."""
+    api_register(api, "a")
+    rv = api.post("/register", json={"username": "a", "email": "b@b", "pwd": "b"})
+    assert rv.status_code == 400
+    assert rv.json() == {"status": 400, "error_msg": "The username is already taken"}
+    assert sql(app, 'SELECT count(*) FROM "user"') == [(1,)]
+
+
+def test_register_needs_no_authorization(api):
+    """The simulator registers without the header being checked."""
+    body = {"username": "a", "email": "a@a", "pwd": "a"}
+    assert api.post("/register", json=body, auth=False).status_code == 204
+
+
+# --- authorization -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, path, body", PROTECTED)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        basic_auth("simulator:wrong"),
+        basic_auth("someone:super_safe!"),
+        {"Authorization": "Bearer c2ltdWxhdG9yOnN1cGVyX3NhZmUh"},
+        {"Authorization": "Basic !!!not-base64!!!"},
+    ],
+    ids=["missing", "wrong-password", "wrong-user", "bearer", "garbage"],
+)
+def test_protected_endpoints_reject_bad_authorization(api, method, path, body, headers):
+    """``/msgs*`` and ``/fllws/*`` answer the contract's 403 without the header."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    rv = api.request(method, path, json=body, headers=headers, auth=False)
+    assert rv.status_code == 403
+    assert rv.json() == NOT_AUTHORIZED
+
+
+def test_rejected_requests_change_nothing(app, api):
+    """A 403 post or follow stores nothing."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    api.post("/msgs/alice", json={"content": "sneaky"}, auth=False)
+    api.post("/fllws/alice", json={"follow": "bob"}, auth=False)
+    assert sql(app, "SELECT count(*) FROM message") == [(0,)]
+    assert sql(app, "SELECT count(*) FROM follower") == [(0,)]
+
+
+# --- messages ----------------------------------------------------------------------
+
+
+def test_post_message_stores_it_with_server_time(app, api):
+    """``POST /msgs/<user>`` answers 204 and stores the text with epoch seconds."""
+    api_register(api, "alice")
+    before = int(time.time())
+    rv = api.post("/msgs/alice", json={"content": "hello"})
+    assert rv.status_code == 204
+    assert rv.text == ""
+    [(text, pub_date, flagged)] = sql(
+        app, "SELECT text, pub_date, flagged FROM message"
+    )
+    assert (text, flagged) == ("hello", 0)
+    assert isinstance(pub_date, int)
+    assert before <= pub_date <= int(time.time())
+
+
+def test_messages_have_the_contract_shape(api):
+    """Each message is exactly ``{"content", "pub_date", "user"}``."""
+    api_register(api, "alice")
+    api_post(api, "alice", "hello")
+    for path in ("/msgs", "/msgs/alice"):
+        rv = api.get(path)
+        assert rv.status_code == 200
+        [message] = rv.json()
+        assert set(message) == {"content", "pub_date", "user"}
+        assert (message["content"], message["user"]) == ("hello", "alice")
+        assert isinstance(message["pub_date"], int)
+
+
+def test_messages_are_newest_first(app, api):
+    """Both message lists are ordered by pub_date, newest first."""
+    api_register(api, "alice")
+    insert_messages(app, "alice", 5)
+    expected = [f"message {i}" for i in reversed(range(5))]
+    assert [m["content"] for m in api.get("/msgs").json()] == expected
+    assert [m["content"] for m in api.get("/msgs/alice").json()] == expected
+
+
+def test_user_messages_only_show_that_user(api):
+    """``GET /msgs/<user>`` filters by author; ``GET /msgs`` shows everybody."""
+    for name in ("alice", "bob"):
+        api_register(api, name)
+        api_post(api, name, f"by {name}")
+    assert [m["user"] for m in api.get("/msgs/alice").json()] == ["alice"]
+    assert {m["user"] for m in api.get("/msgs").json()} == {"alice", "bob"}
+
+
+def test_flagged_messages_are_hidden(app, api):
+    """``flagged=1`` hides a message from every read."""
+    api_register(api, "alice")
+    insert_messages(app, "alice", 2, flagged=1)
+    api_post(api, "alice", "visible")
+    assert [m["content"] for m in api.get("/msgs").json()] == ["visible"]
+    assert [m["content"] for m in api.get("/msgs/alice").json()] == ["visible"]
+
+
+@pytest.mark.parametrize("path", ["/msgs", "/msgs/alice"])
+def test_no_defaults_to_100_and_limits(app, api, path):
+    """Without ``no`` at most 100 messages come back; ``no=N`` gives N."""
+    api_register(api, "alice")
+    insert_messages(app, "alice", 120)
+    assert len(api.get(path).json()) == 100
+    assert len(api.get(path, params={"no": 7}).json()) == 7
+    assert len(api.get(path, params={"no": 0}).json()) == 0
+    assert len(api.get(path, params={"no": 120}).json()) == 120
+
+
+def test_no_is_capped_at_1000(app, api):
+    """A huge ``no`` is capped at the documented maximum of 1000."""
+    api_register(api, "alice")
+    insert_messages(app, "alice", 1001)
+    assert len(api.get("/msgs", params={"no": 5000}).json()) == 1000
+    assert len(api.get("/msgs/alice", params={"no": 10**30}).json()) == 1000
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_messages_of_unknown_user_is_404(api, method):
+    """An unknown user in ``/msgs/<user>`` is a JSON 404."""
+    rv = api.request(method, "/msgs/nobody", json={"content": "x"})
+    assert rv.status_code == 404
+    assert rv.json()["status"] == 404
+    assert rv.json()["error_msg"]
+
+
+def test_content_round_trips_verbatim(api):
+    """Non-ASCII and HTML come back exactly as sent (JSON, not HTML-escaped)."""
+    content = "Blåbærgrød <b>&amp;</b> 'quotes' \"double\" 日本語 🐦"
+    api_register(api, "alice")
+    api_post(api, "alice", content)
+    assert api.get("/msgs").json()[0]["content"] == content
+    assert api.get("/msgs/alice").json()[0]["content"] == content
+
+
+@pytest.mark.parametrize("name", ["Jane Doe", "Søren Ærø", "名 前", "a b  c"])
+def test_usernames_with_spaces_and_unicode_round_trip(api, name):
+    """Names with spaces and non-ASCII work in paths (``%20``) and in bodies."""
+    api_register(api, name)
+    api_register(api, "bob")
+    api_post(api, name, "hi")
+    assert api.get(f"/msgs/{name}").json()[0]["user"] == name
+    api_follow(api, name, "bob")
+    api_follow(api, "bob", name)
+    assert api.get(f"/fllws/{name}").json() == {"follows": ["bob"]}
+    assert api.get("/fllws/bob").json() == {"follows": [name]}
+
+
+# --- follows -----------------------------------------------------------------------
+
+
+def test_follow_and_list(api):
+    """``POST /fllws`` follow answers 204 and the name shows up in ``follows``."""
+    for name in ("alice", "bob", "carol"):
+        api_register(api, name)
+    rv = api.post("/fllws/alice", json={"follow": "bob"})
+    assert rv.status_code == 204
+    assert rv.text == ""
+    api_follow(api, "alice", "carol")
+    rv = api.get("/fllws/alice")
+    assert rv.status_code == 200
+    assert sorted(rv.json()["follows"]) == ["bob", "carol"]
+    assert set(rv.json()) == {"follows"}
+    assert api.get("/fllws/bob").json() == {"follows": []}
+
+
+def test_follow_twice_is_idempotent(app, api):
+    """Following twice leaves one row and one name."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    api_follow(api, "alice", "bob")
+    api_follow(api, "alice", "bob")
+    assert api.get("/fllws/alice").json() == {"follows": ["bob"]}
+    assert sql(app, "SELECT count(*) FROM follower") == [(1,)]
+
+
+def test_unfollow(app, api):
+    """Unfollow removes the row; unfollowing someone not followed is still 204."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    api_follow(api, "alice", "bob")
+    api_follow(api, "alice", "bob", action="unfollow")
+    assert api.get("/fllws/alice").json() == {"follows": []}
+    rv = api.post("/fllws/alice", json={"unfollow": "bob"})
+    assert rv.status_code == 204
+    assert sql(app, "SELECT count(*) FROM follower") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "who, body",
+    [
+        ("nobody", {"follow": "bob"}),
+        ("alice", {"follow": "nobody"}),
+        ("alice", {"unfollow": "nobody"}),
+        ("nobody", {"unfollow": "bob"}),
+    ],
+)
+def test_follow_with_unknown_user_is_404(app, api, who, body):
+    """Either user unknown: JSON 404 and nothing stored."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    rv = api.post(f"/fllws/{who}", json=body)
+    assert rv.status_code == 404
+    assert rv.json()["status"] == 404
+    assert sql(app, "SELECT count(*) FROM follower") == [(0,)]
+
+
+def test_follows_of_unknown_user_is_404(api):
+    """``GET /fllws/<unknown>`` is a JSON 404."""
+    rv = api.get("/fllws/nobody")
+    assert rv.status_code == 404
+    assert rv.json()["status"] == 404
+
+
+def test_follows_no_default_is_100_and_no_limits(app, api):
+    """One user following 132 others (as in the scenario): default 100, ``no`` more."""
+    names = [f"star{i:03d}" for i in range(132)]
+    insert_users(app, ["fan", *names])
+    for name in names:
+        api_follow(api, "fan", name)
+    assert len(api.get("/fllws/fan").json()["follows"]) == 100
+    assert sorted(api.get("/fllws/fan", params={"no": 200}).json()["follows"]) == names
+    assert len(api.get("/fllws/fan", params={"no": 5}).json()["follows"]) == 5
+
+
+def test_followed_messages_do_not_leak_into_user_messages(api):
+    """Following someone does not add their messages to ``/msgs/<user>``."""
+    api_register(api, "alice")
+    api_register(api, "bob")
+    api_follow(api, "alice", "bob")
+    api_post(api, "bob", "by bob")
+    assert api.get("/msgs/alice").json() == []
