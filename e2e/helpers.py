@@ -62,8 +62,13 @@ def password2_field(page: Page) -> Locator:
 
 
 def flashes(page: Page) -> Locator:
-    """The flash messages list."""
-    return page.get_by_role("listitem").filter(has_not=page.get_by_role("link"))
+    """The flash messages (a list announced as a status region)."""
+    return page.get_by_role("status")
+
+
+def error_box(page: Page) -> Locator:
+    """The form's error box (an alert, not a flash)."""
+    return page.get_by_role("alert")
 
 
 def message_box(page: Page) -> Locator:
@@ -99,9 +104,9 @@ def fill_sign_up(
 def sign_up(page: Page, user: User) -> None:
     """Register through the form and check we land on the sign-in page."""
     fill_sign_up(page, user.name, user.email, user.password, user.password)
-    expect(
-        page.get_by_text("You were successfully registered and can login now")
-    ).to_be_visible()
+    expect(flashes(page)).to_contain_text(
+        "You were successfully registered and can login now"
+    )
 
 
 def sign_in(page: Page, user: User) -> None:
@@ -110,7 +115,7 @@ def sign_in(page: Page, user: User) -> None:
     username_field(page).fill(user.name)
     password_field(page).fill(user.password)
     page.get_by_role("button", name="Sign In").click()
-    expect(page.get_by_text("You were logged in")).to_be_visible()
+    expect(flashes(page)).to_contain_text("You were logged in")
 
 
 def sign_up_and_in(page: Page, prefix: str = "user") -> User:
@@ -124,7 +129,7 @@ def sign_up_and_in(page: Page, prefix: str = "user") -> User:
 def sign_out(page: Page) -> None:
     """Click the nav's "sign out [name]" link and check the flash."""
     nav_link(page, "sign out").click()
-    expect(page.get_by_text("You were logged out")).to_be_visible()
+    expect(flashes(page)).to_contain_text("You were logged out")
 
 
 def post_message(page: Page, text: str) -> None:

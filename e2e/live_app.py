@@ -22,6 +22,8 @@ from pathlib import Path
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
+# The app's source; another copy can be tested (e.g. to prove a broken template fails).
+SERVICE = Path(os.environ.get("E2E_SERVICE_DIR", REPO / "service")).resolve()
 START_TIMEOUT_S = 40
 
 
@@ -127,7 +129,7 @@ def app_environment(database_url: str, port: int) -> dict[str, str]:
     """Environment for migrate and gunicorn: fresh DB, free ports, development mode."""
     env = dict(os.environ)
     env.update(
-        PYTHONPATH=str(REPO / "service"),
+        PYTHONPATH=str(SERVICE),
         DATABASE_URL=database_url,
         MINITWIT_ENV="development",
         HOST="127.0.0.1",
@@ -149,7 +151,7 @@ def gunicorn_app(database_url: str, log_path: Path) -> Iterator[str]:
     env = app_environment(database_url, port)
     migrate = [sys.executable, "-m", "flask", "--app", "minitwit", "migrate"]
     subprocess.run(migrate, cwd=REPO, env=env, check=True, capture_output=True)
-    serve = [sys.executable, "-m", "gunicorn", "-c", "service/gunicorn.conf.py"]
+    serve = [sys.executable, "-m", "gunicorn", "-c", str(SERVICE / "gunicorn.conf.py")]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [*serve, "minitwit:create_app()"],

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from e2e.helpers import User
 from e2e.helpers import api_post_messages
 from e2e.helpers import api_register
+from e2e.helpers import flashes
 from e2e.helpers import messages
 from e2e.helpers import new_user
 from e2e.helpers import sign_up_and_in
@@ -37,7 +38,7 @@ def test_follow_then_unfollow(page: Page) -> None:
     expect(page.get_by_role("heading", name=f"{other.name}'s Timeline")).to_be_visible()
     expect(page.get_by_text(NOT_FOLLOWING)).to_be_visible()
     page.get_by_role("link", name="Follow user").click()
-    expect(page.get_by_text(f'You are now following "{other.name}"')).to_be_visible()
+    expect(flashes(page)).to_have_text(f'You are now following "{other.name}"')
     expect(page).to_have_url(
         re.compile(rf"/{re.escape(other.name.replace(' ', '%20'))}$")
     )
@@ -49,9 +50,7 @@ def test_follow_then_unfollow(page: Page) -> None:
 
     page.goto(f"/{other.name}")
     page.get_by_role("link", name="Unfollow user").click()
-    expect(
-        page.get_by_text(f'You are no longer following "{other.name}"')
-    ).to_be_visible()
+    expect(flashes(page)).to_have_text(f'You are no longer following "{other.name}"')
     expect(page.get_by_text(NOT_FOLLOWING)).to_be_visible()
     page.goto("/")
     expect(page.get_by_text(text)).to_have_count(0)

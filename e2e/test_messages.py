@@ -5,6 +5,7 @@ import re
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
+from e2e.helpers import flashes
 from e2e.helpers import message_box
 from e2e.helpers import messages
 from e2e.helpers import post_message
@@ -24,7 +25,7 @@ def test_message_tops_my_and_public_timeline(page: Page, save_screenshot) -> Non
         page.get_by_role("heading", name=f"What's on your mind {user.name}?")
     ).to_be_visible()
     post_message(page, "Hello from a real browser")
-    expect(page.get_by_text(RECORDED)).to_be_visible()
+    expect(flashes(page)).to_have_text(RECORDED)
     expect(page).to_have_url(re.compile(r"/$"))
     expect(messages(page).first).to_contain_text("Hello from a real browser")
     expect(messages(page).first.get_by_role("link", name=user.name)).to_be_visible()
@@ -66,7 +67,7 @@ def test_empty_post_does_nothing(page: Page) -> None:
     for blank in ("", "   "):
         message_box(page).fill(blank)
         page.get_by_role("button", name="Share").click()
-        expect(page.get_by_text(RECORDED)).to_have_count(0)
+        expect(flashes(page)).to_have_count(0)
         page.goto("/")
         expect(messages(page)).to_have_count(1)
 
@@ -78,11 +79,11 @@ def test_max_length_is_enforced_in_the_browser_and_on_the_server(page: Page) -> 
     box = message_box(page)
     expect(box).to_have_attribute("maxlength", str(MAX_LENGTH))
     post_message(page, "x" * MAX_LENGTH)
-    expect(page.get_by_text(RECORDED)).to_be_visible()
+    expect(flashes(page)).to_have_text(RECORDED)
     box.evaluate("element => element.removeAttribute('maxlength')")
     box.fill("y" * (MAX_LENGTH + 1))
     page.get_by_role("button", name="Share").click()
-    expect(page.get_by_text(TOO_LONG)).to_be_visible()
+    expect(flashes(page)).to_have_text(TOO_LONG)
     page.goto("/")
     expect(messages(page)).to_have_count(1)
     expect(messages(page).first).to_contain_text("x" * MAX_LENGTH)

@@ -5,6 +5,7 @@ from playwright.sync_api import BrowserContext
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
+from e2e.helpers import error_box
 from e2e.helpers import message_box
 from e2e.helpers import messages
 from e2e.helpers import sign_up_and_in
@@ -43,7 +44,7 @@ def test_forged_post_is_rejected_visibly(page: Page, forgery: str) -> None:
     )
     message_box(page).fill("this must not be stored")
     page.get_by_role("button", name="Share").click()
-    expect(page.get_by_text(CSRF_FAILED)).to_be_visible()
+    expect(error_box(page)).to_have_text(CSRF_FAILED)
     page.goto("/")
     expect(messages(page).filter(has_text="this must not be stored")).to_have_count(0)
 

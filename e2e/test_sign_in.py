@@ -6,6 +6,8 @@ from playwright.sync_api import Page
 from playwright.sync_api import expect
 
 from e2e.helpers import api_register
+from e2e.helpers import error_box
+from e2e.helpers import flashes
 from e2e.helpers import nav_link
 from e2e.helpers import new_user
 from e2e.helpers import password_field
@@ -66,7 +68,8 @@ def test_wrong_password_is_refused(page: Page) -> None:
     user = new_user("wrongpw")
     api_register(page, user)
     attempt_sign_in(page, user.name, "not-" + user.password)
-    expect(page.get_by_text("Invalid password")).to_be_visible()
+    expect(error_box(page)).to_contain_text("Invalid password")
+    expect(flashes(page)).to_have_count(0)  # an error box, not a flash
     expect(page).to_have_url(re.compile(r"/login$"))
     expect(nav_link(page, "sign out")).to_have_count(0)
 
@@ -74,5 +77,6 @@ def test_wrong_password_is_refused(page: Page) -> None:
 def test_unknown_user_is_refused(page: Page) -> None:
     """An unknown user name shows "Invalid username"."""
     attempt_sign_in(page, new_user("ghost").name, "whatever")
-    expect(page.get_by_text("Invalid username")).to_be_visible()
+    expect(error_box(page)).to_contain_text("Invalid username")
+    expect(flashes(page)).to_have_count(0)
     expect(nav_link(page, "sign out")).to_have_count(0)

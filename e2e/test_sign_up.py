@@ -8,7 +8,9 @@ from playwright.sync_api import expect
 
 from e2e.helpers import api_register
 from e2e.helpers import email_field
+from e2e.helpers import error_box
 from e2e.helpers import fill_sign_up
+from e2e.helpers import flashes
 from e2e.helpers import new_user
 from e2e.helpers import password2_field
 from e2e.helpers import password_field
@@ -75,9 +77,9 @@ def test_sign_up_shows_each_validation_error(page: Page, case: tuple) -> None:
     api_register(page, taken)
     name = name.format(name=new_user("fresh").name, taken=taken.name)
     fill_sign_up(page, name, email, password, password2)
-    expect(page.get_by_text(error)).to_be_visible()
+    expect(error_box(page)).to_contain_text(error)
     expect(page).to_have_url(re.compile(r"/register$"))
-    expect(page.get_by_text("successfully registered")).to_have_count(0)
+    expect(flashes(page)).to_have_count(0)
     expect(username_field(page)).to_have_value(name)  # the form keeps what was typed
 
 
@@ -98,9 +100,9 @@ def test_sign_up_with_keyboard_only(page: Page) -> None:
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Sign Up")).to_be_focused()
     page.keyboard.press("Enter")
-    expect(
-        page.get_by_text("You were successfully registered and can login now")
-    ).to_be_visible()
+    expect(flashes(page)).to_have_text(
+        "You were successfully registered and can login now"
+    )
 
 
 def tab_until_focused(page: Page, target) -> None:
