@@ -1,0 +1,200 @@
+"""Drill 5: backup.yml under load, wipe the database volume, restore.yml, check.
+
+"Existed at backup time" is checked two ways: (1) every write the load generator
+saw answered 204 before backup.yml started is read back through the API, and
+(2) row counts taken in PostgreSQL just before the backup (messages up to the
+highest id, users up to the highest id, all follower rows; the drills never
+unfollow) are all there again after the restore.
+"""
+
+from __future__ import annotations
+
+import time
+
+from drills import stack as docker
+from drills.load import LoadGenerator
+from drills.runner import Context
+from drills.runner import DrillResult
+from drills.runner import Envelope
+from drills.runner import probe
+from drills.stats import at_most
+from drills.stats import is_true
+from drills.stats import summarise
+from drills.verify import verify
+
+PSQL = (
+    'PGPASSWORD="$(cat "${POSTGRES_PASSWORD_FILE:-/dev/null}" 2>/dev/null)" '
+    'psql -h 127.0.0.1 -U "${POSTGRES_USER:-postgres}" '
+    '-d "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}" '
+    '-v ON_ERROR_STOP=1 -Atc "$1"'
+)
+SNAPSHOT_SQL = (
+    "SELECT coalesce(max(message_id), 0), count(*) FROM message;"
+    'SELECT coalesce(max(user_id), 0), count(*) FROM "user";'
+    "SELECT count(*) FROM follower;"
+)
+RESTORE_BOUND_S = 300
+
+
+def psql(ctx: Context, sql: str) -> str:
+    """Run SQL inside the PostgreSQL container; return psql's unaligned output."""
+    container = docker.containers(ctx.stack.service("postgres"))[0]
+    proc = docker.run(
+        ["docker", "exec", container, "sh", "-c", PSQL, "psql", sql],
+        timeout=60,
+        check=True,
+    )
+    return proc.stdout.strip()
+
+
+def snapshot(ctx: Context) -> dict:
+    """Highest ids and row counts, the yardstick for "existed at backup time"."""
+    lines = psql(ctx, SNAPSHOT_SQL).splitlines()
+    max_message, messages = (int(x) for x in lines[0].split("|"))
+    max_user, users = (int(x) for x in lines[1].split("|"))
+    return {
+        "max_message_id": max_message,
+        "messages": messages,
+        "max_user_id": max_user,
+        "users": users,
+        "follows": int(lines[2]),
+    }
+
+
+def counts_up_to(ctx: Context, before: dict) -> dict:
+    """After the restore: rows at or below the ids seen before the backup."""
+    sql = (
+        f"SELECT count(*) FROM message WHERE message_id <= {before['max_message_id']};"
+        f'SELECT count(*) FROM "user" WHERE user_id <= {before["max_user_id"]};'
+        "SELECT count(*) FROM follower;"
+    )
+    messages, users, follows = (int(x) for x in psql(ctx, sql).splitlines())
+    return {"messages": messages, "users": users, "follows": follows}
+
+
+def data_volume(ctx: Context) -> str:
+    """Name of the named volume mounted into the PostgreSQL container."""
+    container = docker.containers(ctx.stack.service("postgres"))[0]
+    proc = docker.run(
+        [
+            "docker",
+            "inspect",
+            "--format",
+            '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}',
+            container,
+        ],
+        timeout=30,
+        check=True,
+    )
+    names = proc.stdout.split()
+    if len(names) != 1:
+        raise RuntimeError(f"expected one volume on the PostgreSQL task, found {names}")
+    return names[0]
+
+
+def wipe(ctx: Context) -> dict:
+    """Stop PostgreSQL, delete its data volume, start it again empty."""
+    service = ctx.stack.service("postgres")
+    volume = data_volume(ctx)
+    docker.scale(service, 0)
+    docker.wait_for(lambda: not docker.containers(service), timeout=90)
+    stopped = docker.run(
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=com.docker.swarm.service.name={service}",
+        ],
+        timeout=30,
+    ).stdout.split()
+    if stopped:
+        docker.run(["docker", "rm", "-f", *stopped], timeout=60, check=True)
+    removed = docker.run(["docker", "volume", "rm", volume], timeout=60)
+    docker.scale(service, 1)
+    docker.wait_for(lambda: docker.healthy_containers(service) == 1, timeout=120)
+    empty = psql(ctx, "SELECT to_regclass('public.message') IS NULL") == "t"
+    return {
+        "volume": volume,
+        "volume_removed": removed.returncode == 0,
+        "empty_after_wipe": empty,
+    }
+
+
+def backup_restore(ctx: Context, result: DrillResult) -> None:
+    """Run drill 5 and fill ``result``."""
+    with Envelope(ctx, "d5") as env:
+        before = snapshot(ctx)
+        backup_at = env.mark("backup_start")
+        backup = docker.playbook(ctx.stack, "backup.yml")
+        env.finish()
+    expected = env.load.accepted_before(backup_at)
+    if backup.returncode != 0:
+        result.notes.append(backup.stdout[-3000:] + backup.stderr[-2000:])
+    figures = env.figures(result)
+    wiped = wipe(ctx)
+    started = time.monotonic()
+    restore = docker.playbook(ctx.stack, "restore.yml")
+    ready = docker.wait_for(lambda: probe(ctx.target, "/ready") == 200, timeout=120)
+    restore_s = time.monotonic() - started
+    if restore.returncode != 0:
+        result.notes.append(restore.stdout[-3000:] + restore.stderr[-2000:])
+    after = counts_up_to(ctx, before)
+    checked = verify(ctx.target, expected)
+    figures.update(
+        snapshot_before_backup=before,
+        counts_after_restore=after,
+        wipe=wiped,
+        backup_rc=backup.returncode,
+        restore_rc=restore.returncode,
+        restore_s=round(restore_s, 1),
+        ready_after_restore=ready is not None,
+        backup_time_writes=checked.as_dict(),
+        after_restore_load=_probe_load(ctx),
+    )
+    result.objectives += _objectives(figures, before, after)
+
+
+def _probe_load(ctx: Context) -> dict:
+    """A short burst of the normal load after the restore: the service must work."""
+    load = LoadGenerator(
+        ctx.target, "d5post", rate=ctx.rate, workers=ctx.workers, max_seconds=60
+    ).start()
+    time.sleep(ctx.tail)
+    load.stop()
+    return {
+        **summarise(load.records),
+        "writes": verify(ctx.target, load.writes).as_dict(),
+    }
+
+
+def _objectives(figures: dict, before: dict, after: dict) -> list:
+    backup_writes = figures["backup_time_writes"]
+    return [
+        is_true(
+            "backup.yml succeeded under load", figures["backup_rc"] == 0, "exit code 0"
+        ),
+        at_most("failed requests during backup", figures["all"]["failed"], 0),
+        is_true(
+            "database really wiped",
+            figures["wipe"]["volume_removed"] and figures["wipe"]["empty_after_wipe"],
+            "volume removed, no tables",
+        ),
+        is_true("restore.yml succeeded", figures["restore_rc"] == 0, "exit code 0"),
+        at_most(
+            "writes accepted before the backup but missing", backup_writes["lost"], 0
+        ),
+        is_true(
+            "all messages/users/follows of backup time back",
+            all(after[k] >= before[k] for k in ("messages", "users", "follows")),
+            f">= {before}",
+        ),
+        at_most(
+            "failed requests after restore", figures["after_restore_load"]["failed"], 0
+        ),
+        at_most(
+            "writes lost after restore",
+            figures["after_restore_load"]["writes"]["lost"],
+            0,
+        ),
+    ]

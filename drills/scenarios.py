@@ -1,0 +1,233 @@
+"""The five drills.  Each one fills a DrillResult with figures and objectives.
+
+Bounds (the "stated bounds" of docs/reliability.md) are the constants below.
+"""
+
+from __future__ import annotations
+
+import time
+
+from drills import stack as docker
+from drills.runner import REPLICAS
+from drills.runner import Context
+from drills.runner import DrillResult
+from drills.runner import Envelope
+from drills.runner import probe
+from drills.stats import at_most
+from drills.stats import is_true
+from drills.stats import outage_answers
+from drills.stats import summarise
+
+CRASH_RECOVERY_BOUND_S = 90  # restart delay + start + healthcheck start period
+DB_OUTAGE_S = 12  # how long PostgreSQL stays down in drill 3
+DB_RECOVERY_BOUND_S = 30  # app fully serving again after PostgreSQL is back
+UNHEALTHY_IMAGE = (
+    'FROM {image}\nHEALTHCHECK --interval=2s --timeout=2s --retries=1 CMD ["false"]\n'
+)
+
+
+def _loss_objectives(result: DrillResult, figures: dict) -> None:
+    writes = figures["writes"]
+    result.objectives.append(at_most("writes answered 204 but lost", writes["lost"], 0))
+    result.objectives.append(
+        is_true(
+            "every touched user readable",
+            not writes["unreadable_users"],
+            "all users read back",
+        )
+    )
+
+
+def _deploy(ctx: Context, image: str) -> tuple[int, str, float]:
+    """Run deploy.yml with ``image``; return rc, its output's tail, its duration."""
+    started = time.monotonic()
+    proc = docker.playbook(ctx.stack, "deploy.yml", {ctx.stack.image_var: image})
+    return (
+        proc.returncode,
+        (proc.stdout + proc.stderr)[-4000:],
+        time.monotonic() - started,
+    )
+
+
+def rolling_update(ctx: Context, result: DrillResult) -> None:
+    """Drill 1: deploy a second tag of the same image through deploy.yml under load."""
+    app = ctx.stack.service("app")
+    current = docker.service_image(app)
+    new = f"{current.rsplit(':', 1)[0]}:drill-{int(time.time())}"
+    docker.tag_image(current, new)
+    with Envelope(ctx, "d1") as env:
+        rc, output, seconds = _deploy(ctx, new)
+        env.finish()
+    figures = env.figures(result)
+    figures.update(
+        deploy_seconds=round(seconds, 1),
+        playbook_rc=rc,
+        image_before=current,
+        image_after=new,
+    )
+    if rc != 0:
+        result.notes.append(output)
+    result.objectives += [
+        at_most("failed requests", figures["all"]["failed"], 0),
+        is_true("deploy.yml succeeded", rc == 0, "exit code 0"),
+        is_true("service runs the new tag", docker.service_image(app) == new, new),
+        is_true("3 replicas running", docker.running_tasks(app) == REPLICAS, "3"),
+    ]
+    _loss_objectives(result, figures)
+
+
+def replica_crash(ctx: Context, result: DrillResult) -> None:
+    """Drill 2: SIGKILL one app container; reads must not fail, nothing lost."""
+    app = ctx.stack.service("app")
+    victim = docker.containers(app)[0]
+    with Envelope(ctx, "d2") as env:
+        docker.kill(victim)
+        recovered = docker.wait_for(
+            lambda: victim not in docker.containers(app)
+            and docker.healthy_containers(app) == REPLICAS
+            and docker.running_tasks(app) == REPLICAS,
+            timeout=CRASH_RECOVERY_BOUND_S + 30,
+            interval=1,
+        )
+        env.finish()
+    figures = env.figures(result)
+    figures.update(killed_container=victim[:12], recovery_s=_round(recovered))
+    result.objectives += [
+        at_most("failed reads", figures["all"]["failed_reads"], 0),
+        at_most(
+            "time to 3 healthy replicas",
+            figures["recovery_s"],
+            CRASH_RECOVERY_BOUND_S,
+            " s",
+        ),
+    ]
+    _loss_objectives(result, figures)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def database_restart(ctx: Context, result: DrillResult) -> None:
+    """Drill 3: stop PostgreSQL for DB_OUTAGE_S, start it again, watch the app cope."""
+    postgres = ctx.stack.service("postgres")
+    with Envelope(ctx, "d3") as env:
+        docker.scale(postgres, 0)
+        gone = docker.wait_for(lambda: not docker.containers(postgres), timeout=60)
+        env.mark("db_down")
+        watched = _watch_outage(ctx, DB_OUTAGE_S)
+        env.mark("db_start")
+        docker.scale(postgres, 1)
+        back = docker.wait_for(
+            lambda: docker.healthy_containers(postgres) == 1, timeout=120
+        )
+        pg_back = env.mark("db_back")
+        app_ready = docker.wait_for(
+            lambda: probe(ctx.target, "/ready") == 200, timeout=60, interval=0.5
+        )
+        env.mark("app_ready")
+        env.finish()
+    figures = env.figures(result)
+    outage_records = [
+        r for r in env.load.records if env.marks["db_down"] <= r.started <= pg_back
+    ]
+    late = [
+        r.started - pg_back
+        for r in env.load.records
+        if r.started > pg_back and not r.ok
+    ]
+    figures.update(
+        postgres_stopped_s=_round(gone),
+        postgres_back_s=_round(back),
+        ready_after_db_back_s=_round(app_ready),
+        last_failure_after_db_back_s=_round(max(late, default=0.0)),
+        outage=outage_answers(outage_records),
+        outage_window=summarise(outage_records),
+        probes=watched,
+    )
+    result.objectives += [
+        at_most(
+            "unclear answers during outage (not a 503 with a message)",
+            figures["outage"]["unclear"],
+            0,
+        ),
+        is_true(
+            "/ready said not ready during the outage",
+            watched["ready_503"] > 0,
+            "/ready 503 seen",
+        ),
+        at_most("/health failures during the outage", watched["health_not_200"], 0),
+        at_most(
+            "slowest answer during the outage",
+            figures["outage_window"]["max_ms"],
+            ctx.target.timeout * 1000,
+            " ms",
+        ),
+        at_most(
+            "/ready 200 after PostgreSQL is back",
+            figures["ready_after_db_back_s"],
+            DB_RECOVERY_BOUND_S,
+            " s",
+        ),
+        at_most(
+            "last failed request after PostgreSQL is back",
+            figures["last_failure_after_db_back_s"],
+            DB_RECOVERY_BOUND_S,
+            " s",
+        ),
+    ]
+    _loss_objectives(result, figures)
+
+
+def _watch_outage(ctx: Context, seconds: float) -> dict:
+    """Probe /ready and /health through Traefik twice a second during the outage."""
+    seen = {"ready_503": 0, "ready_other": 0, "health_not_200": 0, "probes": 0}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready_status, health_status = (
+            probe(ctx.target, "/ready"),
+            probe(ctx.target, "/health"),
+        )
+        seen["probes"] += 1
+        seen["ready_503" if ready_status == 503 else "ready_other"] += 1
+        seen["health_not_200"] += health_status != 200
+        time.sleep(0.5)
+    return seen
+
+
+def bad_release(ctx: Context, result: DrillResult) -> None:
+    """Drill 4: deploy an image whose healthcheck always fails; Swarm must roll back."""
+    app = ctx.stack.service("app")
+    good = docker.service_image(app)
+    bad = f"{good.rsplit(':', 1)[0]}:drill-bad-{int(time.time())}"
+    docker.build_from(UNHEALTHY_IMAGE.format(image=good), bad)
+    with Envelope(ctx, "d4") as env:
+        rc, output, seconds = _deploy(ctx, bad)
+        settled = docker.wait_for(
+            lambda: docker.running_tasks(app) == REPLICAS, timeout=120, interval=1
+        )
+        env.finish()
+    figures = env.figures(result)
+    after = docker.service_image(app)
+    figures.update(
+        deploy_seconds=round(seconds, 1),
+        playbook_rc=rc,
+        bad_image=bad,
+        image_after=after,
+        update_state=docker.update_state(app),
+        settled_s=_round(settled),
+        playbook_message=docker.playbook_failure(output),
+    )
+    result.notes.append(output)
+    result.objectives += [
+        at_most("failed requests", figures["all"]["failed"], 0),
+        is_true("deploy.yml exited non-zero", rc != 0, "exit code != 0"),
+        is_true(
+            "playbook says it rolled back",
+            "roll" in figures["playbook_message"].lower(),
+            "message mentions the rollback",
+        ),
+        is_true("service back on the good image", after == good, good),
+        is_true("3 replicas running", settled is not None, "3"),
+    ]
+    _loss_objectives(result, figures)

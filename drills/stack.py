@@ -1,0 +1,236 @@
+"""Thin wrappers around the docker CLI and ansible-playbook for the drills.
+
+Only read-only inspection plus the few actions a drill needs (kill a task's
+container, scale a service, tag/build an image, run a playbook).  Every call has a
+timeout, and every command and its output is kept in ``LOG`` for the report.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LOG: list[dict] = []
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Names of the deployed stack, from the environment file stack-test.sh writes."""
+
+    name: str = "minitwit"
+    image: str = ""
+    inventory: str = "ansible/inventories/ci/hosts.yml"
+    image_var: str = "minitwit_image"
+    extra_vars: tuple[str, ...] = ()
+
+    def service(self, short: str) -> str:
+        """Swarm name of a stack service, e.g. ``minitwit_app``."""
+        return f"{self.name}_{short}"
+
+
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 120,
+    check: bool = False,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
+    """Run a command with a timeout; log it; raise only if ``check`` and it failed."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+    except subprocess.TimeoutExpired as exc:
+        proc = subprocess.CompletedProcess(
+            cmd, 124, _text(exc.stdout), _text(exc.stderr) + "\nTIMEOUT"
+        )
+    LOG.append(
+        {
+            "cmd": cmd,
+            "rc": proc.returncode,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+        )
+    return proc
+
+
+def _text(data) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data or ""
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, interval: float = 0.5
+) -> float | None:
+    """Poll ``predicate`` until true; return the seconds it took, or None on timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started <= timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    return None
+
+
+def running_tasks(service: str) -> int:
+    """Tasks of ``service`` that Swarm reports Running (i.e. started and healthy)."""
+    proc = run(
+        [
+            "docker",
+            "service",
+            "ps",
+            service,
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.CurrentState}}",
+        ],
+        timeout=30,
+    )
+    return sum(1 for line in proc.stdout.splitlines() if line.startswith("Running"))
+
+
+def containers(service: str) -> list[str]:
+    """IDs of the running local containers of ``service``."""
+    proc = run(
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.swarm.service.name={service}",
+        ],
+        timeout=30,
+        check=True,
+    )
+    return proc.stdout.split()
+
+
+def healthy_containers(service: str) -> int:
+    """Running containers of ``service`` whose Docker healthcheck says healthy."""
+    ids = containers(service)
+    if not ids:
+        return 0
+    proc = run(
+        ["docker", "inspect", "--format", "{{.State.Health.Status}}", *ids], timeout=30
+    )
+    return sum(1 for line in proc.stdout.splitlines() if line.strip() == "healthy")
+
+
+def service_image(service: str) -> str:
+    """The image reference in the service spec (without a digest)."""
+    proc = run(
+        [
+            "docker",
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            service,
+        ],
+        timeout=30,
+        check=True,
+    )
+    return proc.stdout.strip().split("@")[0]
+
+
+def update_state(service: str) -> str:
+    """Swarm's UpdateStatus.State (``completed``, ``rollback_completed``...) or ''."""
+    proc = run(
+        [
+            "docker",
+            "service",
+            "inspect",
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            service,
+        ],
+        timeout=30,
+    )
+    return proc.stdout.strip()
+
+
+def scale(service: str, replicas: int) -> None:
+    """Set the replica count without waiting (the drill measures the wait itself)."""
+    run(
+        ["docker", "service", "scale", "--detach", f"{service}={replicas}"],
+        timeout=60,
+        check=True,
+    )
+
+
+def kill(container: str) -> None:
+    """SIGKILL a container, as a crash or an OOM kill would."""
+    run(["docker", "kill", container], timeout=30, check=True)
+
+
+def tag_image(source: str, target: str) -> None:
+    """Give an existing local image a second tag."""
+    run(["docker", "tag", source, target], timeout=30, check=True)
+
+
+def build_from(dockerfile: str, tag: str) -> None:
+    """Build a small image from a Dockerfile given as text (no context, no pull)."""
+    proc = subprocess.run(
+        ["docker", "build", "-t", tag, "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    LOG.append({"cmd": ["docker", "build", "-t", tag, "-"], "rc": proc.returncode})
+    if proc.returncode != 0:
+        raise RuntimeError(f"building {tag} failed: {proc.stderr[-2000:]}")
+
+
+def playbook(
+    stack: Stack, name: str, extra: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """Run ``ansible/playbooks/<name>`` on the CI inventory, as stack-test.sh does."""
+    cmd = ["ansible-playbook", "-i", stack.inventory, f"ansible/playbooks/{name}"]
+    for item in stack.extra_vars:
+        cmd += ["-e", item]
+    for key, value in (extra or {}).items():
+        cmd += ["-e", f"{key}={value}"]
+    return run(cmd, timeout=timeout)
+
+
+def logs(service: str, since: str = "5m", tail: int = 60) -> str:
+    """Recent logs of a service, for the report when something went wrong."""
+    proc = run(
+        [
+            "docker",
+            "service",
+            "logs",
+            "--no-task-ids",
+            "--since",
+            since,
+            "--tail",
+            str(tail),
+            service,
+        ],
+        timeout=60,
+    )
+    return (proc.stdout + proc.stderr)[-6000:]
+
+
+def playbook_failure(output: str) -> str:
+    """Lines of ansible-playbook output that say why it failed (fatal/msg)."""
+    keep = [
+        line.strip()
+        for line in output.splitlines()
+        if "fatal:" in line or '"msg"' in line or line.strip().startswith("msg:")
+    ]
+    return "\n".join(keep)[-1500:]

@@ -1,0 +1,242 @@
+"""The drill harness: loss accounting, percentile maths, objectives and the report.
+
+The pure parts run on small hand-made inputs; the load generator and the verifier
+run for real against the app (SQLite and PostgreSQL) served on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from helpers import sql
+from werkzeug.serving import make_server
+
+from drills import report
+from drills.__main__ import read_env
+from drills.client import Target
+from drills.load import LoadGenerator
+from drills.load import Record
+from drills.load import Write
+from drills.stack import playbook_failure
+from drills.stats import all_passed
+from drills.stats import at_most
+from drills.stats import is_true
+from drills.stats import outage_answers
+from drills.stats import percentile
+from drills.stats import summarise
+from drills.verify import UserState
+from drills.verify import reconcile
+from drills.verify import verify
+
+# --- percentiles ---
+
+
+def test_percentile_is_nearest_rank_on_one_to_hundred():
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile(values, 1) == 1
+
+
+def test_percentile_returns_an_observed_value_on_small_samples():
+    assert percentile([0.2, 0.1, 0.4], 50) == 0.2
+    assert percentile([0.2, 0.1, 0.4], 99) == 0.4  # ceil(0.99*3) = 3rd value
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_percentile_of_nothing_is_none_and_bad_p_is_refused():
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1.0], 0)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+# --- request summaries ---
+
+
+def rec(op, status, started=1.0, latency=0.010, error=None, body=""):
+    """A record as the load generator makes it."""
+    return Record(op, started, latency, status, error, body)
+
+
+def test_summarise_counts_failures_by_kind_and_window():
+    records = [
+        rec("tweet", 204, 1.0, 0.010),
+        rec("tweet", 502, 2.0, 0.020, body="Bad Gateway"),
+        rec("read_msgs", 200, 3.0, 0.030),
+        rec("read_public", None, 4.0, 5.0, error="TimeoutError: timed out"),
+        rec("register", 204, 9.0, 0.040),
+    ]
+    whole = summarise(records)
+    assert whole["requests"] == 5
+    assert (whole["failed"], whole["failed_reads"], whole["failed_writes"]) == (2, 1, 1)
+    assert whole["writes_sent"] == 3
+    assert whole["statuses"] == {"200": 1, "204": 2, "502": 1, "transport-error": 1}
+    assert whole["p50_ms"] == 30.0 and whole["max_ms"] == 5000.0
+    window = summarise(records, 1.5, 4.0)
+    assert window["requests"] == 3 and window["failed"] == 2
+
+
+def test_a_write_needs_204_and_a_read_needs_200():
+    assert rec("follow", 204).ok and not rec("follow", 200).ok
+    assert rec("read_latest", 200).ok and not rec("read_latest", 204).ok
+    assert not rec("tweet", None, error="ConnectionRefusedError").ok
+
+
+def test_outage_answers_accept_only_clear_503s():
+    records = [
+        rec("tweet", 503, body='{"status": 503, "error_msg": "database unavailable"}'),
+        rec("read_public", 503, body="<h2>Service unavailable</h2>"),
+        rec("read_msgs", 500, body="Internal Server Error"),
+        rec("read_msgs", 503, body="Traceback (most recent call last): unavailable"),
+        rec("register", None, latency=5.0, error="TimeoutError: timed out"),
+        rec("read_msgs", 200),
+    ]
+    seen = outage_answers(records)
+    assert (seen["failed"], seen["clear_503"], seen["unclear"]) == (5, 2, 3)
+    assert "error_msg" in seen["clear_example"]
+
+
+# --- loss accounting ---
+
+
+def write(kind, user, value, status=204):
+    """A write attempt as the load generator logs it."""
+    return Write(kind, user, value, status, 1.0)
+
+
+def test_reconcile_counts_verified_lost_and_failed_writes():
+    writes = [
+        write("register", "ann", "ann@x"),
+        write("tweet", "ann", "hello"),
+        write("tweet", "ann", "gone"),  # accepted but missing: lost
+        write("follow", "ann", "bob"),
+        write("tweet", "ann", "maybe", status=502),  # failed, yet stored
+        write("follow", "ann", "cid", status=None),  # failed, not stored
+        write("register", "dan", "dan@x", status=400),
+    ]
+    states = {
+        "ann": UserState(True, ["hello", "maybe"], ["bob"]),
+        "dan": UserState(False),
+    }
+    result = reconcile(writes, states)
+    assert (result.accepted, result.verified) == (4, 3)
+    assert [(w.kind, w.value) for w in result.lost] == [("tweet", "gone")]
+    assert (result.failed_but_stored, result.failed_not_stored) == (1, 2)
+    assert result.as_dict()["lost"] == 1
+
+
+def test_reconcile_counts_an_unreadable_user_as_lost_and_flags_duplicates():
+    writes = [write("tweet", "eve", "x"), write("tweet", "fay", "twice")]
+    states = {"eve": None, "fay": UserState(True, ["twice", "twice"], [])}
+    result = reconcile(writes, states)
+    assert [w.user for w in result.lost] == ["eve"]
+    assert result.unreadable_users == ["eve"]
+    assert result.duplicated == ["twice"]
+
+
+def test_a_missing_registration_is_lost():
+    result = reconcile([write("register", "gus", "g@x")], {"gus": UserState(False)})
+    assert result.verified == 0 and len(result.lost) == 1
+
+
+# --- objectives and report ---
+
+
+def test_objectives_fail_when_unmeasured_or_over_bound():
+    assert at_most("failed", 0, 0).passed
+    assert not at_most("failed", 1, 0).passed
+    assert not at_most("recovery", None, 30).passed
+    assert at_most("recovery", 29.9, 30, " s").required == "<= 30 s"
+    assert all_passed([at_most("a", 0, 0), is_true("b", True, "yes")])
+    assert not all_passed([at_most("a", 0, 0), is_true("b", False, "yes")])
+    assert not all_passed([])
+
+
+def test_report_renders_figures_and_failed_objectives(tmp_path):
+    drill = {
+        "number": 2,
+        "name": "replica crash",
+        "passed": False,
+        "seconds": 41.0,
+        "notes": [],
+        "figures": {
+            "all": summarise([rec("tweet", 204), rec("read_msgs", 502, body="x")]),
+            "writes": {"accepted": 1, "verified": 1, "lost": 0},
+            "recovery_s": 17.3,
+        },
+        "objectives": [at_most("failed reads", 1, 0).as_dict()],
+    }
+    document = {
+        "started": "now",
+        "seconds": 50.0,
+        "passed": False,
+        "load": {"rate": 16.0, "workers": 4, "timeout_s": 5.0},
+        "drills": [drill],
+    }
+    json_path, md_path = report.write(document, tmp_path)
+    text = md_path.read_text()
+    assert "| 2. replica crash | **FAIL** | 2 | 1 (1/0) | 1 | 1 | 0 |" in text
+    assert "17.3 s (3 healthy)" in text
+    assert "❌ failed reads: measured `1`, required `<= 0`" in text
+    assert '"recovery_s": 17.3' in json_path.read_text()
+
+
+def test_read_env_understands_shell_assignments(tmp_path):
+    env = tmp_path / "env"
+    env.write_text(
+        "# made by stack-test.sh\nexport MINITWIT_DOMAIN=minitwit.test\n"
+        "MINITWIT_CA_FILE='/tmp/a b/ca.pem'\nEMPTY=\n"
+    )
+    assert read_env(env) == {
+        "MINITWIT_DOMAIN": "minitwit.test",
+        "MINITWIT_CA_FILE": "/tmp/a b/ca.pem",
+        "EMPTY": "",
+    }
+
+
+def test_playbook_failure_keeps_the_lines_that_explain():
+    output = (
+        "TASK [minitwit : Deploy]\nok: [localhost]\n"
+        "fatal: [localhost]: FAILED! => "
+        '{"changed": false, "msg": "update rolled back"}\n'
+        "PLAY RECAP\n"
+    )
+    assert playbook_failure(output) == (
+        'fatal: [localhost]: FAILED! => {"changed": false, "msg": "update rolled back"}'
+    )
+
+
+# --- the load generator and the verifier, for real ---
+
+
+@pytest.fixture
+def served(app):
+    """The app served over HTTP on 127.0.0.1 by a threaded WSGI server."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Target(host="localhost", port=server.server_port, scheme="http", timeout=10)
+    server.shutdown()
+    thread.join()
+
+
+def test_load_then_verify_finds_every_accepted_write_and_a_deleted_one(app, served):
+    load = LoadGenerator(served, "t", rate=200, workers=2, max_requests=60).start()
+    load.wait(60)
+    load.stop()
+    assert len(load.records) == 60
+    assert summarise(load.records)["failed"] == 0
+    kinds = {w.kind for w in load.writes if w.accepted}
+    assert kinds == {"register", "tweet", "follow"}
+    checked = verify(served, load.writes)
+    assert checked.accepted == sum(w.accepted for w in load.writes)
+    assert checked.verified == checked.accepted and not checked.lost
+
+    victim = next(w for w in load.writes if w.kind == "tweet" and w.accepted)
+    sql(app, "DELETE FROM message WHERE text = :t", t=victim.value)
+    checked = verify(served, load.writes)
+    assert [w.value for w in checked.lost] == [victim.value]
