@@ -1,0 +1,212 @@
+"""The simulator's JSON API, served under ``API_PREFIX`` (``/api`` by default).
+
+URLs, payloads and status codes are the simulator contract's. Every error is
+``{"status": N, "error_msg": "..."}``. ``latest`` is recorded by every endpoint
+but ``GET /latest``, whatever the outcome, in the request's own transaction.
+"""
+
+import base64
+import functools
+import hmac
+
+from flask import Blueprint
+from flask import current_app
+from flask import g
+from flask import jsonify
+from flask import request
+from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import HTTPException
+
+from . import metrics
+from . import models
+from .auth import create_user
+from .auth import registration_error
+from .errors import error_response
+from .extensions import db
+
+bp = Blueprint("api", __name__)
+
+NOT_AUTHORIZED = "You are not authorized to use this resource!"
+NO_CONTENT = ("", 204)
+
+
+@bp.before_request
+def parse_latest() -> None:
+    """Remember ``?latest=`` for this request if it parses as an int."""
+    try:
+        g.latest = int(request.args["latest"])
+    except (KeyError, ValueError):
+        g.latest = None
+
+
+def records_latest(view):
+    """Record ``latest`` after the view, on success and on every error answer alike."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            response = view(*args, **kwargs)
+        except HTTPException:
+            commit_latest()
+            raise
+        commit_latest()
+        return response
+
+    return wrapper
+
+
+def commit_latest() -> None:
+    """Write ``latest`` (if given, once) and commit, so it lands with the request's own changes."""
+    if g.latest is not None:
+        models.set_latest(g.latest)
+        g.latest = None
+    db.session.commit()
+
+
+def is_simulator() -> bool:
+    """Check the simulator's Basic credentials in constant time."""
+    expected = "Basic " + base64.b64encode(current_app.config["SIMULATOR_AUTH"].encode()).decode()
+    return hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected.encode())
+
+
+def requires_simulator(view):
+    """Refuse requests without the simulator's credentials (403), after recording ``latest``."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not is_simulator():
+            return error_response(403, NOT_AUTHORIZED)
+        return view(*args, **kwargs)
+
+    return records_latest(wrapper)
+
+
+def json_body(*fields: str) -> tuple[dict | None, object]:
+    """Parse a JSON object body; return it, or None and the 400 answer explaining why."""
+    if not request.is_json:
+        return None, error_response(400, "The request body must be JSON (Content-Type: application/json)")
+    try:
+        body = request.get_json()
+    except BadRequest:
+        return None, error_response(400, "The request body is not valid JSON")
+    if not isinstance(body, dict):
+        return None, error_response(400, "The request body must be a JSON object")
+    for field in fields:
+        if field in body and not isinstance(body[field], str):
+            return None, error_response(400, f"The field '{field}' must be a string")
+    return body, None
+
+
+def page_size() -> int:
+    """``no`` from the query: the default unless a non-negative int, capped at API_MAX_NO."""
+    config = current_app.config
+    number = request.args.get("no", type=int)
+    if number is None or number < 0:
+        return config["API_DEFAULT_NO"]
+    return min(number, config["API_MAX_NO"])
+
+
+def unknown_user(username: str):
+    """The 404 answer for a name nobody registered."""
+    return error_response(404, f"Unknown user: {username}")
+
+
+def message_list(query) -> list[dict]:
+    """Messages as the simulator expects them: content verbatim, epoch pub_date, author name."""
+    rows = db.session.execute(query.limit(page_size()))
+    return [{"content": row.text, "pub_date": row.pub_date, "user": row.username} for row in rows]
+
+
+@bp.route("/latest")
+def get_latest():
+    """The last ``latest`` the simulator sent, -1 before the first."""
+    return jsonify(latest=models.get_latest())
+
+
+@bp.route("/register", methods=["POST"])
+@records_latest
+def register():
+    """Register a user with the UI's rules, minus the repeated password."""
+    body, error = json_body("username", "email", "pwd")
+    if error:
+        return error
+    fields = [body.get(name) or "" for name in ("username", "email", "pwd")]
+    message = registration_error(*fields) or create_user(*fields)
+    if message:
+        return error_response(400, message)
+    metrics.USERS_REGISTERED.labels(source="api").inc()
+    return NO_CONTENT
+
+
+@bp.route("/msgs")
+@requires_simulator
+def get_messages():
+    """The newest messages of everybody."""
+    return jsonify(message_list(models.public_timeline_query()))
+
+
+@bp.route("/msgs/<username>", methods=["GET"])
+@requires_simulator
+def get_user_messages(username):
+    """The newest messages of one user."""
+    user_id = models.get_user_id(username)
+    if user_id is None:
+        return unknown_user(username)
+    return jsonify(message_list(models.user_timeline_query(user_id)))
+
+
+@bp.route("/msgs/<username>", methods=["POST"])
+@requires_simulator
+def post_message(username):
+    """Post a message as ``username``."""
+    body, error = json_body("content")
+    if error:
+        return error
+    user_id = models.get_user_id(username)
+    if user_id is None:
+        return unknown_user(username)
+    content = body.get("content")
+    limit = current_app.config["MAX_MESSAGE_LENGTH"]
+    if not content:
+        return error_response(400, "The field 'content' must be a non-empty string")
+    if len(content) > limit:
+        return error_response(400, f"The message is too long (at most {limit} characters)")
+    models.add_message(user_id, content)
+    commit_latest()
+    metrics.MESSAGES_POSTED.labels(source="api").inc()
+    return NO_CONTENT
+
+
+@bp.route("/fllws/<username>", methods=["GET"])
+@requires_simulator
+def get_follows(username):
+    """The names ``username`` follows."""
+    user_id = models.get_user_id(username)
+    if user_id is None:
+        return unknown_user(username)
+    return jsonify(follows=models.followed_usernames(user_id, page_size()))
+
+
+@bp.route("/fllws/<username>", methods=["POST"])
+@requires_simulator
+def change_follows(username):
+    """Follow (``{"follow": name}``) or unfollow (``{"unfollow": name}``) a user."""
+    body, error = json_body("follow", "unfollow")
+    if error:
+        return error
+    action = "follow" if body.get("follow") else "unfollow" if body.get("unfollow") else None
+    if action is None:
+        return error_response(400, "The body must name a user in 'follow' or 'unfollow'")
+    user_id = models.get_user_id(username)
+    if user_id is None:
+        return unknown_user(username)
+    target_id = models.get_user_id(body[action])
+    if target_id is None:
+        return unknown_user(body[action])
+    if action == "follow":
+        models.follow(user_id, target_id)
+    else:
+        models.unfollow(user_id, target_id)
+    commit_latest()
+    (metrics.FOLLOWS if action == "follow" else metrics.UNFOLLOWS).labels(source="api").inc()
+    return NO_CONTENT

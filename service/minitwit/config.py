@@ -1,0 +1,105 @@
+"""Configuration read from the environment, in one place.
+
+Every secret can also be given as ``<NAME>_FILE``: the path of a file holding the
+value, which is how Docker secrets arrive (``/run/secrets/<name>``).
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+DEFAULT_SIMULATOR_AUTH = "simulator:super_safe!"
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the configuration is unusable."""
+
+
+def read_setting(name: str, default: str | None = None) -> str | None:
+    """Return ``$NAME``, or the stripped content of the file named by ``$NAME_FILE``."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={path} cannot be read: {exc}") from exc
+    return os.environ.get(name, default)
+
+
+def int_setting(name: str, default: int) -> int:
+    """Return an integer environment variable, refusing anything else with a clear message."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Select psycopg 3 for PostgreSQL URLs (SQLAlchemy's plain ``postgresql://`` means psycopg2)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Connection pool settings; sized per process, see docs/performance.md for the budget."""
+    if url.startswith("sqlite"):
+        # Wait for a writer instead of failing with "database is locked".
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_size": int_setting("DB_POOL_SIZE", 4),
+        "max_overflow": int_setting("DB_MAX_OVERFLOW", 2),
+        "pool_timeout": int_setting("DB_POOL_TIMEOUT", 5),
+        "pool_recycle": 1800,
+        # A restarted PostgreSQL leaves dead connections in the pool: test before use.
+        "pool_pre_ping": os.environ.get("DB_POOL_PRE_PING", "1") != "0",
+        # Bound a connection attempt so an unreachable database answers 503 quickly, never hangs.
+        "connect_args": {"connect_timeout": int_setting("DB_CONNECT_TIMEOUT", 3)},
+    }
+
+
+def load_config(instance_path: str) -> dict[str, Any]:
+    """Build the Flask configuration mapping from the environment."""
+    env = os.environ.get("MINITWIT_ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"MINITWIT_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    default_db = "sqlite:///" + os.path.join(instance_path, "minitwit.db")
+    url = normalise_database_url(read_setting("DATABASE_URL") or default_db)
+    production = env == "production"
+    return {
+        "MINITWIT_ENV": env,
+        "SECRET_KEY": read_setting("SECRET_KEY") or DEV_SECRET_KEY,
+        "SIMULATOR_AUTH": read_setting("SIMULATOR_AUTH") or DEFAULT_SIMULATOR_AUTH,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
+        "API_PREFIX": os.environ.get("API_PREFIX", "/api").rstrip("/") or "/api",
+        "APP_VERSION": os.environ.get("APP_VERSION", "dev"),
+        "TRUSTED_PROXY_HOPS": int_setting("TRUSTED_PROXY_HOPS", 1),
+        "PER_PAGE": 30,
+        "API_DEFAULT_NO": 100,
+        "API_MAX_NO": int_setting("API_MAX_NO", 1000),
+        "MAX_USERNAME_LENGTH": 64,
+        "MAX_EMAIL_LENGTH": 254,
+        "MAX_PASSWORD_LENGTH": 1024,
+        "MAX_MESSAGE_LENGTH": 1000,
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "1" if production else "0") == "1",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    }
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Refuse to run production with development defaults."""
+    if config["MINITWIT_ENV"] != "production":
+        return
+    if config["SECRET_KEY"] == DEV_SECRET_KEY or len(config["SECRET_KEY"]) < 16:
+        raise ConfigError("production needs SECRET_KEY or SECRET_KEY_FILE: a random value of 16+ characters")

@@ -1,0 +1,88 @@
+"""Error pages and JSON errors: every failure gets a clear answer, never a traceback.
+
+Requests under the API prefix get ``{"status": N, "error_msg": "..."}``; everything
+else gets an HTML page in the site's layout.
+"""
+
+import logging
+
+from flask import Flask
+from flask import current_app
+from flask import jsonify
+from flask import render_template
+from flask import request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+
+logger = logging.getLogger("minitwit.errors")
+
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
+DATABASE_UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
+CSRF_FAILED = "The form could not be verified (missing or invalid CSRF token). Reload the page and try again."
+MESSAGES = {
+    400: "The request was malformed.",
+    401: "You need to sign in to do that.",
+    403: "You are not allowed to do that.",
+    404: "The page you asked for does not exist.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+    500: "Something went wrong on our side. It has been logged.",
+    503: DATABASE_UNAVAILABLE,
+}
+
+
+def wants_json() -> bool:
+    """Tell whether the request is for the simulator API."""
+    prefix = current_app.config["API_PREFIX"]
+    return request.path == prefix or request.path.startswith(prefix + "/")
+
+
+def error_response(status: int, message: str | None = None):
+    """Answer ``status`` as JSON for the API and as an HTML page otherwise."""
+    message = message or MESSAGES.get(status, "Error")
+    if wants_json():
+        response = jsonify(status=status, error_msg=message)
+    else:
+        response = current_app.make_response((render_template("error.html", status=status, message=message), status))
+    response.status_code = status
+    if status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def handle_http_error(error: HTTPException):
+    """Render aborts and routing errors (404, 405, 413, ...) with our own message."""
+    return error_response(error.code or 500, MESSAGES.get(error.code or 500))
+
+
+def handle_csrf_error(error: CSRFError):
+    """A form without a valid CSRF token is refused with a visible explanation."""
+    logger.warning("CSRF check failed: %s", error.description)
+    return error_response(400, CSRF_FAILED)
+
+
+def handle_database_error(error: Exception):
+    """The database is down or restarting: answer 503 quickly, the client may retry."""
+    db.session.rollback()
+    logger.error("database unavailable: %s", type(error).__name__)
+    return error_response(503)
+
+
+def handle_unexpected_error(error: Exception):
+    """A bug: log the traceback, show a plain 500 without internals."""
+    logger.exception("unhandled error")
+    return error_response(500)
+
+
+def init_error_handlers(app: Flask) -> None:
+    """Register the handlers on the app, so they cover every blueprint and unknown URLs."""
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    for error_class in DATABASE_ERRORS:
+        app.register_error_handler(error_class, handle_database_error)
+    app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,27 @@
+"""Probes for the orchestrator and the proxy."""
+
+from flask import Blueprint
+from flask import jsonify
+from sqlalchemy import text
+
+from .errors import DATABASE_ERRORS
+from .extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/health")
+def health():
+    """Liveness: the process answers; the database is not consulted."""
+    return jsonify(status="ok")
+
+
+@bp.route("/ready")
+def ready():
+    """Readiness: one round trip to the database."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except DATABASE_ERRORS:
+        db.session.rollback()
+        return jsonify(status="unavailable", error_msg="database unavailable"), 503
+    return jsonify(status="ready")

@@ -1,0 +1,39 @@
+"""Prometheus metrics: HTTP metrics by endpoint plus the business counters.
+
+Under gunicorn (``PROMETHEUS_MULTIPROC_DIR`` set by ``gunicorn.conf.py``) every
+worker writes its samples to that directory and the master serves them all on
+``METRICS_PORT``, never on the application's own port. Anywhere else (tests,
+the Flask CLI) metrics are collected in a private registry and not served.
+"""
+
+import os
+
+from flask import Flask
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+# Buckets include 0.3 s: the simulator's timeout, and the latency SLO's threshold.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNTRACKED_PATHS = ["^/health$", "^/ready$", "^/static/"]
+
+USERS_REGISTERED = Counter("minitwit_users_registered", "Users registered", ["source"])
+MESSAGES_POSTED = Counter("minitwit_messages_posted", "Messages posted", ["source"])
+FOLLOWS = Counter("minitwit_follows", "Follow actions", ["source"])
+UNFOLLOWS = Counter("minitwit_unfollows", "Unfollow actions", ["source"])
+
+
+def init_metrics(app: Flask) -> PrometheusMetrics:
+    """Track every request's latency and count by Flask endpoint (never by raw path)."""
+    options = {
+        "group_by": "endpoint",
+        "buckets": LATENCY_BUCKETS,
+        "excluded_paths": UNTRACKED_PATHS,
+    }
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics = GunicornPrometheusMetrics(app, **options)
+    else:
+        metrics = PrometheusMetrics(app, path=None, registry=CollectorRegistry(), **options)
+    metrics.info("minitwit_app_info", "MiniTwit version", version=app.config["APP_VERSION"])
+    return metrics
