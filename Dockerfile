@@ -1,0 +1,69 @@
+# MiniTwit production image: gunicorn serving minitwit:create_app() from /app as a non-root user.
+#
+# Production builds use the official slim image; CI, which reaches no registry, passes a locally
+# built Debian base instead: `--build-arg BASE=local/python:3.11-slim` (see docker/ci/README.md).
+# Build: DOCKER_BUILDKIT=1 docker build --build-arg VERSION=1.2.3 --build-arg REVISION=$(git rev-parse HEAD) .
+ARG BASE=python:3.12-slim
+
+# ---------------------------------------------------------------------------------------------
+# Build stage: a virtualenv holding exactly the pinned runtime dependencies (requirements.txt).
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python3 -m venv /opt/venv
+# Dependencies before source, so a code change does not reinstall them.
+COPY requirements.txt /tmp/requirements.txt
+# Behind a TLS-intercepting proxy pip needs that proxy's CA. It arrives as a BuildKit secret
+# (`--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt`), which is mounted for this one
+# command and never written to a layer. Without the secret pip uses its own bundle.
+RUN --mount=type=secret,id=ca \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    /opt/venv/bin/pip install --no-compile -r /tmp/requirements.txt
+
+# ---------------------------------------------------------------------------------------------
+# Final stage: the base, the virtualenv and the application; nothing else.
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE}
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/minitwit-ops/minitwit
+LABEL org.opencontainers.image.title="minitwit" \
+      org.opencontainers.image.description="MiniTwit, the Twitter clone, served by gunicorn" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}"
+
+# An unprivileged user with a fixed uid, so volume and secret permissions are predictable.
+RUN groupadd --system --gid 10001 minitwit \
+    && useradd --system --uid 10001 --gid minitwit --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin minitwit
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MINITWIT_ENV=production \
+    MINITWIT_VERSION=${VERSION} \
+    HOST=0.0.0.0 \
+    PORT=5000 \
+    METRICS_PORT=9200 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus_multiproc
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+# The code stays owned by root: the app user can read it but not change it.
+COPY service/ /app/
+COPY docker/entrypoint.sh /usr/local/bin/minitwit-entrypoint
+
+USER minitwit
+# 5000: the web app (routed by Traefik); 9200: Prometheus metrics (internal network only).
+EXPOSE 5000 9200
+
+# Python, not curl: the image carries no HTTP client. Swarm and Traefik only route to healthy tasks.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python3", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=3).status != 200)"]
+
+ENTRYPOINT ["minitwit-entrypoint"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "minitwit:create_app()"]

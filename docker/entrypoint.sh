@@ -1,0 +1,29 @@
+#!/bin/sh
+# Container entrypoint for the MiniTwit image.
+#
+# When the container runs the web server, first bring the database schema up to date.
+# `flask --app minitwit migrate` takes a PostgreSQL advisory lock, so three replicas starting at
+# once are safe: one migrates, the others wait and then find nothing to do. The database may
+# still be starting (Swarm has no depends_on), so a failed attempt is retried a bounded number of
+# times before the task gives up and Swarm's restart policy takes over.
+# Any other command (e.g. `flask --app minitwit import-legacy old.db`) runs as given.
+set -eu
+
+migrate() {
+    attempts="${MIGRATE_ATTEMPTS:-30}"
+    attempt=1
+    until flask --app minitwit migrate; do
+        if [ "$attempt" -ge "$attempts" ]; then
+            echo "entrypoint: migration failed after $attempts attempts" >&2
+            exit 1
+        fi
+        echo "entrypoint: migration attempt $attempt/$attempts failed, retrying in 2 s" >&2
+        attempt=$((attempt + 1))
+        sleep 2
+    done
+}
+
+if [ "${1:-}" = "gunicorn" ] && [ "${MINITWIT_MIGRATE:-1}" = "1" ]; then
+    migrate
+fi
+exec "$@"
