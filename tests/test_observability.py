@@ -1,0 +1,403 @@
+"""The observability configuration agrees with the real things it observes.
+
+Metric names are collected from running programs, not from a list: the app under
+gunicorn (after a register/tweet/follow through /api), the real Traefik binary routing
+to it, and a real Prometheus that scrapes both with the committed rule files loaded.
+Every metric a dashboard or rule uses must be one of those (or a recording rule), every
+rule must evaluate without error and every dashboard query must parse. Static checks
+cover Loki, Alloy, Grafana provisioning and, once it exists, stack/minitwit.yml.
+A missing tool skips its tests, except under MINITWIT_STRICT=1 where that fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from helpers import REPO_ROOT
+from helpers import STRICT
+from helpers import HttpApi
+from helpers import api_follow
+from helpers import api_post
+from helpers import api_register
+from helpers import free_port
+
+yaml = pytest.importorskip("yaml")
+
+STACK = REPO_ROOT / "stack"
+PROMETHEUS_YML = STACK / "prometheus" / "prometheus.yml"
+RULE_FILES = [STACK / "prometheus" / "rules" / name for name in ("recording.yml", "alerts.yml")]
+LOKI_YML = STACK / "loki" / "loki.yml"
+ALLOY_CONFIG = STACK / "alloy" / "config.alloy"
+DATASOURCES_YML = STACK / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+DASHBOARDS = sorted((STACK / "grafana" / "dashboards").glob("*.json"))
+STACK_YML = STACK / "minitwit.yml"
+TRAEFIK_YML = REPO_ROOT / "traefik" / "traefik.yml"
+VENV_BIN = os.path.dirname(sys.executable)
+# PromQL words that look like metric names but are not.
+PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "bool", "offset",
+                   "group_left", "group_right", "inf", "nan"}
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def unavailable(reason: str):
+    """Skip with a clear reason, or fail when MINITWIT_STRICT=1 demands every check."""
+    if STRICT:
+        pytest.fail(f"{reason} (MINITWIT_STRICT=1)")
+    pytest.skip(f"SKIPPED: {reason}")
+
+
+def find_tool(name: str, env: str | None = None) -> str:
+    """Path of a program from ``env``, the virtualenv or PATH, or skip/fail without it."""
+    path = (env and os.environ.get(env)) or shutil.which(name, path=VENV_BIN) or shutil.which(name)
+    if not path:
+        unavailable(f"{name} not installed")
+    return path
+
+
+def http_get(url: str) -> str:
+    """GET ``url`` and return the body (raises on non-2xx)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def wait_until(check, what: str, seconds: float = 30):
+    """Poll ``check()`` until it returns a truthy value; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            last = check()
+            if last:
+                return last
+        time.sleep(0.3)
+    pytest.fail(f"timed out after {seconds}s waiting for {what}; last answer: {last!r}")
+
+
+def run_checked(args: list, env: dict | None = None):
+    """Run a short command to completion; fail the test with its output if it fails."""
+    result = subprocess.run([str(a) for a in args], env=env, cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"{args[:3]} failed:\n{result.stdout}{result.stderr}"
+
+
+@contextlib.contextmanager
+def running(args: list[str], log_path, env: dict | None = None):
+    """Run a server process for the duration of the block and always stop it."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO_ROOT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def exposed_names(exposition: str) -> set[str]:
+    """Sample names in a Prometheus text exposition (``foo_total``, ``bar_bucket``...)."""
+    return {re.split(r"[{\s]", line, maxsplit=1)[0]
+            for line in exposition.splitlines() if line and not line.startswith("#")}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (Grafana variables allowed)."""
+    expr = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)  # label values
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\$\w+", " ", expr)  # matchers, ranges, $vars
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])[a-zA-Z_:][\w:]*", expr):
+        if not expr[match.end():].lstrip().startswith("(") and match[0] not in PROMQL_KEYWORDS:
+            names.add(match[0])
+    return names
+
+
+def load_yaml(path):
+    """Parse one YAML file."""
+    return yaml.safe_load(path.read_text())
+
+
+def rules():
+    """Every rule of the committed rule files."""
+    return [rule for path in RULE_FILES for group in load_yaml(path)["groups"]
+            for rule in group["rules"]]
+
+
+def panels(dashboard: dict):
+    """All panels of a dashboard, including those nested in collapsed rows."""
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def dashboard_targets(datasource_type: str):
+    """(dashboard file, query) for every target of the given datasource type."""
+    for path in DASHBOARDS:
+        for panel in panels(json.loads(path.read_text())):
+            for target in panel.get("targets", []):
+                if target["datasource"]["type"] == datasource_type:
+                    yield path.name, target["expr"]
+
+
+def grafana_to_promql(expr: str) -> str:
+    """Replace Grafana's interval variables so Prometheus can run the query."""
+    return expr.replace("$__rate_interval", "1m").replace("$__range", "1h")
+
+
+# --- the real programs ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """The real app under gunicorn on loopback ports, with some API traffic behind it."""
+    tmp = tmp_path_factory.mktemp("obs-app")
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "service"), "PORT": str(port),
+           "METRICS_PORT": str(metrics_port), "DATABASE_URL": f"sqlite:///{tmp}/t.db",
+           "WEB_CONCURRENCY": "2"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the CLI must not use gunicorn's metrics mode
+    run_checked([find_tool("flask"), "--app", "minitwit", "migrate"], env=env)
+    gunicorn = [find_tool("gunicorn"), "-c", "service/gunicorn.conf.py", "minitwit:create_app()"]
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "multiproc")
+    with running(gunicorn, tmp / "gunicorn.log", env):
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_get(f"http://127.0.0.1:{metrics_port}/metrics"), "app metrics")
+        api = HttpApi(base + "/api")
+        for name in ("obs_alice", "obs_bob"):
+            api_register(api, name)
+        api_post(api, "obs_alice", "hello from the observability test")
+        api_follow(api, "obs_alice", "obs_bob")
+        api_follow(api, "obs_alice", "obs_bob", action="unfollow")
+        for path in ("/public", "/api/latest", "/no-such-user-page/x"):
+            with contextlib.suppress(urllib.error.HTTPError):
+                http_get(base + path)
+        yield {"port": port, "metrics_port": metrics_port}
+
+
+@pytest.fixture(scope="module")
+def app_metrics(app_server):
+    """The app's metrics exposition after the traffic above."""
+    return http_get(f"http://127.0.0.1:{app_server['metrics_port']}/metrics")
+
+
+@pytest.fixture(scope="module")
+def traefik_server(app_server, tmp_path_factory):
+    """The real Traefik routing to the app, metrics on their own entrypoint, one TLS cert."""
+    traefik, openssl = find_tool("traefik", "TRAEFIK_BIN"), find_tool("openssl")
+    tmp = tmp_path_factory.mktemp("obs-traefik")
+    run_checked([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", "/CN=minitwit.test", "-keyout", tmp / "key.pem", "-out", tmp / "cert.pem"])
+    dynamic = {"http": {"routers": {"app": {"rule": "PathPrefix(`/`)", "service": "app",
+                                            "entryPoints": ["web"]}},
+                        "services": {"app": {"loadBalancer": {"servers": [
+                            {"url": f"http://127.0.0.1:{app_server['port']}"}]}}}},
+               "tls": {"certificates": [{"certFile": str(tmp / "cert.pem"),
+                                         "keyFile": str(tmp / "key.pem")}]}}
+    (tmp / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
+    web, metrics = free_port(), free_port()
+    args = [traefik, "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
+            f"--entryPoints.web.address=127.0.0.1:{web}",
+            f"--entryPoints.metrics.address=127.0.0.1:{metrics}",
+            "--metrics.prometheus.entryPoint=metrics", "--metrics.prometheus.addServicesLabels=true",
+            "--metrics.prometheus.addRoutersLabels=true", f"--providers.file.filename={tmp}/dynamic.yml"]
+    with running(args, tmp / "traefik.log"):
+        wait_until(lambda: http_get(f"http://127.0.0.1:{web}/public"), "Traefik routing to the app")
+        http_get(f"http://127.0.0.1:{web}/api/latest")
+        yield {"metrics_port": metrics}
+
+
+@pytest.fixture(scope="module")
+def traefik_metrics(traefik_server):
+    """Traefik's metrics exposition after requests went through it."""
+    return http_get(f"http://127.0.0.1:{traefik_server['metrics_port']}/metrics")
+
+
+@pytest.fixture(scope="module")
+def prometheus(app_server, traefik_server, tmp_path_factory):
+    """Real Prometheus running the committed scrape jobs and rules against the real targets.
+
+    The DNS service discovery of prometheus.yml cannot resolve Swarm names here, so each
+    job keeps its name but gets the loopback address of the real program instead.
+    """
+    binary = find_tool("prometheus", "PROMETHEUS_BIN")
+    tmp = tmp_path_factory.mktemp("obs-prometheus")
+    port = free_port()
+    local = {"minitwit": app_server["metrics_port"], "traefik": traefik_server["metrics_port"],
+             "prometheus": port}
+    config = load_yaml(PROMETHEUS_YML)
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
+    config["rule_files"] = [str(path) for path in RULE_FILES]
+    for job in config["scrape_configs"]:
+        job.pop("dns_sd_configs", None)
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{local[job['job_name']]}"]}]
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    args = [binary, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/data",
+            f"--web.listen-address=127.0.0.1:{port}"]
+    with running(args, tmp / "prometheus.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: all_targets_up(url), "every scrape target up")
+        wait_until(lambda: all_rules_evaluated(url), "every rule evaluated")
+        yield url
+
+
+def all_targets_up(url: str) -> bool:
+    """True once each of the three jobs has a target and all are healthy."""
+    targets = json.loads(http_get(f"{url}/api/v1/targets"))["data"]["activeTargets"]
+    return len(targets) == 3 and all(t["health"] == "up" for t in targets)
+
+
+def all_rules_evaluated(url: str) -> bool:
+    """True once every loaded rule has been evaluated at least once."""
+    groups = json.loads(http_get(f"{url}/api/v1/rules"))["data"]["groups"]
+    loaded = [rule for group in groups for rule in group["rules"]]
+    return len(loaded) == len(rules()) and all(r["health"] != "unknown" for r in loaded)
+
+
+def prometheus_query(url: str, expr: str) -> dict:
+    """Run an instant query; return Prometheus' JSON answer, errors included."""
+    try:
+        return json.loads(http_get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})))
+    except urllib.error.HTTPError as err:
+        return json.loads(err.read().decode())
+
+
+@pytest.fixture(scope="module")
+def known_names(app_metrics, traefik_metrics, prometheus):
+    """Every metric name Prometheus can hold: exposed by the app, Traefik or Prometheus
+    itself, synthesised by scraping (up, scrape_*), or recorded by our rules."""
+    stored = json.loads(http_get(f"{prometheus}/api/v1/label/__name__/values"))["data"]
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
+    return exposed_names(app_metrics) | exposed_names(traefik_metrics) | set(stored) | recorded
+
+
+# --- metrics: dashboards and rules use only what really exists ------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        ('sum by (le) (rate(a_bucket{job="x", le="0.3"}[$__rate_interval]))', {"a_bucket"}),
+        ("b / on (job) group_left(version) c offset 1d > bool 1e3", {"b", "c"}),
+        ('histogram_quantile(0.95, sum(rate(d[5m])) by (le)) or vector(0) * time()', {"d"}),
+        ("1 - job:e:ratio_rate30d / 0.005", {"job:e:ratio_rate30d"}),
+    ],
+)
+def test_metric_name_extraction(expr, names):
+    """The PromQL reader below finds exactly the selected metrics."""
+    assert metric_names(expr) == names
+
+
+def test_app_exposes_what_the_interfaces_promise(app_metrics):
+    """The scraped app has the HTTP histogram by endpoint and the business counters."""
+    names = exposed_names(app_metrics)
+    for name in ("flask_http_request_total", "flask_http_request_duration_seconds_bucket",
+                 "minitwit_app_info", "minitwit_users_registered_total",
+                 "minitwit_messages_posted_total", "minitwit_follows_total",
+                 "minitwit_unfollows_total"):
+        assert name in names
+    assert re.search(r'flask_http_request_duration_seconds_bucket\{[^}]*endpoint="api\.', app_metrics)
+
+
+def test_latency_slo_threshold_is_a_histogram_bucket(app_metrics):
+    """The 300 ms latency SLI counts le="0.3": that bucket must exist in the app."""
+    assert re.search(r'flask_http_request_duration_seconds_bucket\{[^}]*le="0\.3"', app_metrics)
+    uses = [r["expr"] for r in rules() if "le=" in r["expr"]]
+    assert uses and all('le="0.3"' in expr for expr in uses)
+
+
+def test_traefik_exposes_per_service_and_certificate_metrics(traefik_metrics):
+    """Requests through the real Traefik produce the per-service series the rules read."""
+    assert re.search(r'traefik_service_requests_total\{[^}]*code="200"', traefik_metrics)
+    assert "traefik_tls_certs_not_after" in exposed_names(traefik_metrics)
+
+
+def test_every_metric_in_rules_exists(known_names):
+    """Recording and alert rules only read metrics the app, Traefik or Prometheus have."""
+    used = {name for rule in rules() for name in metric_names(rule["expr"])}
+    assert used
+    assert used <= known_names, sorted(used - known_names)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_metric_in_dashboards_exists(path, known_names):
+    """Dashboard panels only query metrics that exist (or that our rules record)."""
+    used = {name for file, expr in dashboard_targets("prometheus") if file == path.name
+            for name in metric_names(expr)}
+    assert used
+    assert used <= known_names, sorted(used - known_names)
+
+
+def test_rules_evaluate_without_errors(prometheus):
+    """Real Prometheus loads both rule files and evaluates every rule successfully."""
+    groups = json.loads(http_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
+    failing = {r["name"]: r.get("lastError") for g in groups for r in g["rules"]
+               if r["health"] != "ok"}
+    assert not failing
+
+
+def test_rules_see_the_real_traffic(prometheus):
+    """The app's job in prometheus.yml matches the rules: traffic is recorded per job."""
+    answer = wait_until(lambda: prometheus_query(prometheus, "job:flask_http_request:rate5m")
+                        ["data"]["result"], "job:flask_http_request:rate5m to have a value")
+    assert answer[0]["metric"]["job"] == "minitwit"
+
+
+def test_dashboard_queries_parse_in_prometheus(prometheus):
+    """Every Prometheus query of every dashboard is valid PromQL for real Prometheus."""
+    errors = {}
+    for file, expr in dashboard_targets("prometheus"):
+        answer = prometheus_query(prometheus, grafana_to_promql(expr))
+        if answer["status"] != "success":
+            errors[f"{file}: {expr}"] = answer.get("error")
+    assert not errors
+
+
+# --- Grafana --------------------------------------------------------------------------
+
+
+def provisioned_datasources() -> dict:
+    """uid -> datasource as provisioned from datasources.yml."""
+    return {ds["uid"]: ds for ds in load_yaml(DATASOURCES_YML)["datasources"]}
+
+
+def test_dashboard_datasource_uids_are_provisioned():
+    """Every datasource reference in every dashboard names a provisioned uid and type."""
+    provisioned = provisioned_datasources()
+    seen = set()
+    for path in DASHBOARDS:
+        for panel in panels(json.loads(path.read_text())):
+            for ref in [panel.get("datasource")] + [t.get("datasource") for t in panel.get("targets", [])]:
+                if ref:
+                    assert ref["uid"] in provisioned, (path.name, panel["title"], ref)
+                    assert ref["type"] == provisioned[ref["uid"]]["type"]
+                    seen.add(ref["uid"])
+    assert seen == {"prometheus", "loki"}
+
+
+def test_dashboards_have_fixed_unique_uids_and_titles():
+    """Provisioned dashboards need stable uids; two files with one uid would clash."""
+    boards = [json.loads(path.read_text()) for path in DASHBOARDS]
+    assert {path.name for path in DASHBOARDS} == {"minitwit-overview.json", "infrastructure.json"}
+    assert len({b["uid"] for b in boards}) == len({b["title"] for b in boards}) == len(boards)
+
+
+def test_overview_logs_panels_filter_on_level_metadata():
+    """The logs panels query Loki by stream labels and filter level as metadata."""
+    queries = [expr for file, expr in dashboard_targets("loki") if file == "minitwit-overview.json"]
+    assert any('service="minitwit_app"' in q and "| level=~" in q for q in queries)
