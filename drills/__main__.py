@@ -24,6 +24,7 @@ from drills.scenarios import database_restart
 from drills.scenarios import replica_crash
 from drills.scenarios import rolling_update
 
+DEFAULT_CA = "/tmp/minitwit-stack/acme-root.pem"  # minitwit_verify_ca_path in CI
 # Order matters: 4 rolls back to the tag 1 deployed; 5 wipes the database last.
 DRILLS = {
     1: ("rolling update", rolling_update),
@@ -47,11 +48,19 @@ def read_env(path: Path) -> dict[str, str]:
     return values
 
 
+def _ca_file(env: dict[str, str]) -> str | None:
+    """The CA that signed the stack's certificate (Pebble's per-run root in CI)."""
+    for key in ("MINITWIT_CA_FILE", "MINITWIT_CA_BUNDLE"):
+        if env.get(key):
+            return env[key]
+    return DEFAULT_CA if Path(DEFAULT_CA).is_file() else None
+
+
 def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
     """Build the drill context from the stack environment file and the options."""
     target = Target(
         host=env.get("MINITWIT_DOMAIN", "minitwit.test"),
-        cafile=env.get("MINITWIT_CA_FILE") or None,
+        cafile=_ca_file(env),
         api_prefix=env.get("API_PREFIX", "/api"),
         timeout=args.timeout,
     )
@@ -67,25 +76,17 @@ def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(
-        prog="python -m drills", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only",
         default="1,2,3,4,5",
         help="comma-separated drill numbers (default: all)",
     )
-    parser.add_argument(
-        "--env-file", type=Path, default=Path("/tmp/minitwit-stack/env")
-    )
+    parser.add_argument("--env-file", type=Path, default=Path("/tmp/minitwit-stack/env"))
     parser.add_argument("--out", type=Path, default=Path("artifacts/drills"))
-    parser.add_argument(
-        "--rate", type=float, default=16.0, help="requests per second (default 16)"
-    )
+    parser.add_argument("--rate", type=float, default=16.0, help="requests per second (default 16)")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument(
-        "--timeout", type=float, default=5.0, help="client timeout per request, seconds"
-    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="client timeout per request, seconds")
     return parser.parse_args(argv)
 
 

@@ -67,9 +67,7 @@ class _LoopbackHTTPSConnection(http.client.HTTPSConnection):
     def connect(self):
         """Open TCP to loopback, then TLS with SNI set to the public host name."""
         sock = socket.create_connection((LOOPBACK, self.port), self.timeout)
-        self.sock = self._tls_context.wrap_socket(
-            sock, server_hostname=self._server_name
-        )
+        self.sock = self._tls_context.wrap_socket(sock, server_hostname=self._server_name)
 
 
 def tls_context(cafile: str | None) -> ssl.SSLContext:
@@ -113,12 +111,8 @@ def send(
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
-        return Response(
-            resp.status, data, time.monotonic() - started, None, dict(resp.getheaders())
-        )
+        return Response(resp.status, data, time.monotonic() - started, None, dict(resp.getheaders()))
     except (OSError, http.client.HTTPException) as exc:
-        return Response(
-            None, b"", time.monotonic() - started, f"{type(exc).__name__}: {exc}"
-        )
+        return Response(None, b"", time.monotonic() - started, f"{type(exc).__name__}: {exc}")
     finally:
         conn.close()

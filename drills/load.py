@@ -166,17 +166,9 @@ class LoadGenerator:
         response, write = handler(worker, step, users, request_id)
         self._record(op, started, response, write)
 
-    def _record(
-        self, op: str, started: float, response: Response, write: Write | None
-    ) -> None:
-        body = (
-            ""
-            if response.status in (200, 204)
-            else response.body[:EXCERPT].decode("utf-8", "replace")
-        )
-        record = Record(
-            op, started, response.latency, response.status, response.error, body
-        )
+    def _record(self, op: str, started: float, response: Response, write: Write | None) -> None:
+        body = "" if response.status in (200, 204) else response.body[:EXCERPT].decode("utf-8", "replace")
+        record = Record(op, started, response.latency, response.status, response.error, body)
         with self._lock:
             self.records.append(record)
             if write is not None:
@@ -188,9 +180,7 @@ class LoadGenerator:
         with self._lock:
             return list(self._users)
 
-    def _api(
-        self, method: str, path: str, payload=None, *, auth=True, request_id=None
-    ) -> Response:
+    def _api(self, method: str, path: str, payload=None, *, auth=True, request_id=None) -> Response:
         latest = next(self._latest)
         joiner = "&" if "?" in path else "?"
         url = f"{self.target.api_prefix}{path}{joiner}latest={latest}"
@@ -221,16 +211,12 @@ class LoadGenerator:
     def _op_tweet(self, worker, step, users, rid):
         user = self._random.choice(users)
         text = f"{self.name}/{self.run_id} w{worker} #{step}: steady load ✓ ünïcode"
-        response = self._api(
-            "POST", f"/msgs/{quote(user)}", {"content": text}, request_id=rid
-        )
+        response = self._api("POST", f"/msgs/{quote(user)}", {"content": text}, request_id=rid)
         return response, self._write("tweet", user, text, response)
 
     def _op_follow(self, worker, step, users, rid):
         who, whom = self._pick_pair(users)
-        response = self._api(
-            "POST", f"/fllws/{quote(who)}", {"follow": whom}, request_id=rid
-        )
+        response = self._api("POST", f"/fllws/{quote(who)}", {"follow": whom}, request_id=rid)
         return response, self._write("follow", who, whom, response)
 
     def _pick_pair(self, users: list[str]) -> tuple[str, str]:
@@ -258,6 +244,4 @@ class LoadGenerator:
         return self._api("GET", "/latest", auth=False, request_id=rid), None
 
     def _op_read_public(self, worker, step, users, rid):
-        return send(
-            self.target, "GET", "/public", request_id=rid, context=self._context
-        ), None
+        return send(self.target, "GET", "/public", request_id=rid, context=self._context), None

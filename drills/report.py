@@ -74,16 +74,12 @@ def markdown(report: dict) -> str:
     for drill in report["drills"]:
         lines += ["", f"## {drill['number']}. {drill['name']}", ""]
         lines += [
-            f"- {'✅' if o['passed'] else '❌'} {o['name']}: "
-            f"measured `{o['measured']}`, required "
-            f"`{o['required']}`"
+            f"- {'✅' if o['passed'] else '❌'} {o['name']}: measured `{o['measured']}`, required `{o['required']}`"
             for o in drill["objectives"]
         ]
         examples = drill["figures"].get("all", {}).get("failure_examples", [])
         if examples:
-            lines += ["", "Failed requests (first 10):", ""] + [
-                f"- `{e}`" for e in examples
-            ]
+            lines += ["", "Failed requests (first 10):", ""] + [f"- `{e}`" for e in examples]
     return "\n".join(lines) + "\n"
 
 
@@ -91,8 +87,6 @@ def write(report: dict, out_dir: Path) -> tuple[Path, Path]:
     """Write both files into ``out_dir`` and return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
-    json_path.write_text(
-        json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n"
-    )
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     md_path.write_text(markdown(report))
     return json_path, md_path

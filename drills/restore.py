@@ -157,9 +157,7 @@ def backup_restore(ctx: Context, result: DrillResult) -> None:
 
 def _probe_load(ctx: Context) -> dict:
     """A short burst of the normal load after the restore: the service must work."""
-    load = LoadGenerator(
-        ctx.target, "d5post", rate=ctx.rate, workers=ctx.workers, max_seconds=60
-    ).start()
+    load = LoadGenerator(ctx.target, "d5post", rate=ctx.rate, workers=ctx.workers, max_seconds=60).start()
     time.sleep(ctx.tail)
     load.stop()
     return {
@@ -171,9 +169,7 @@ def _probe_load(ctx: Context) -> dict:
 def _objectives(figures: dict, before: dict, after: dict) -> list:
     backup_writes = figures["backup_time_writes"]
     return [
-        is_true(
-            "backup.yml succeeded under load", figures["backup_rc"] == 0, "exit code 0"
-        ),
+        is_true("backup.yml succeeded under load", figures["backup_rc"] == 0, "exit code 0"),
         at_most("failed requests during backup", figures["all"]["failed"], 0),
         is_true(
             "database really wiped",
@@ -181,17 +177,13 @@ def _objectives(figures: dict, before: dict, after: dict) -> list:
             "volume removed, no tables",
         ),
         is_true("restore.yml succeeded", figures["restore_rc"] == 0, "exit code 0"),
-        at_most(
-            "writes accepted before the backup but missing", backup_writes["lost"], 0
-        ),
+        at_most("writes accepted before the backup but missing", backup_writes["lost"], 0),
         is_true(
             "all messages/users/follows of backup time back",
             all(after[k] >= before[k] for k in ("messages", "users", "follows")),
             f">= {before}",
         ),
-        at_most(
-            "failed requests after restore", figures["after_restore_load"]["failed"], 0
-        ),
+        at_most("failed requests after restore", figures["after_restore_load"]["failed"], 0),
         at_most(
             "writes lost after restore",
             figures["after_restore_load"]["writes"]["lost"],

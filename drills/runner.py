@@ -79,28 +79,20 @@ def ready(ctx: Context) -> bool:
     return probe(ctx.target, "/ready") == 200 and docker.running_tasks(app) == REPLICAS
 
 
-def run_drill(
-    number: int, name: str, ctx: Context, body: Callable[[Context, DrillResult], None]
-) -> DrillResult:
+def run_drill(number: int, name: str, ctx: Context, body: Callable[[Context, DrillResult], None]) -> DrillResult:
     """Check preconditions, run ``body`` and turn any crash into a failed objective."""
     result = DrillResult(number, name)
     started = time.monotonic()
     waited = docker.wait_for(lambda: ready(ctx), timeout=180, interval=2)
     if waited is None:
-        result.objectives.append(
-            is_true("precondition", False, "3 healthy replicas and /ready 200")
-        )
+        result.objectives.append(is_true("precondition", False, "3 healthy replicas and /ready 200"))
         result.notes.append(docker.logs(ctx.stack.service("app")))
     else:
         try:
             body(ctx, result)
         except Exception as exc:  # a drill must report, never abort the whole run
-            result.objectives.append(
-                is_true("drill ran to completion", False, "no harness error")
-            )
-            result.notes.append(
-                f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
-            )
+            result.objectives.append(is_true("drill ran to completion", False, "no harness error"))
+            result.notes.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}")
     result.seconds = time.monotonic() - started
     return result
 
@@ -145,9 +137,7 @@ class Envelope:
         checked = verify(self.ctx.target, self.load.writes)
         figures = {
             "all": summarise(records),
-            "action": summarise(
-                records, self.marks["action_start"], self.marks.get("action_end", 1e9)
-            ),
+            "action": summarise(records, self.marks["action_start"], self.marks.get("action_end", 1e9)),
             "writes": checked.as_dict(),
             "marks": self.marks,
         }

@@ -21,9 +21,9 @@ from drills.stats import summarise
 CRASH_RECOVERY_BOUND_S = 90  # restart delay + start + healthcheck start period
 DB_OUTAGE_S = 12  # how long PostgreSQL stays down in drill 3
 DB_RECOVERY_BOUND_S = 30  # app fully serving again after PostgreSQL is back
-UNHEALTHY_IMAGE = (
-    'FROM {image}\nHEALTHCHECK --interval=2s --timeout=2s --retries=1 CMD ["false"]\n'
-)
+# A release that starts but never gets healthy: it serves on the wrong port, so the
+# stack's healthcheck (/health on :5000, which overrides any image HEALTHCHECK) fails.
+UNHEALTHY_IMAGE = "FROM {image}\nENV PORT=5999\n"
 
 
 def _loss_objectives(result: DrillResult, figures: dict) -> None:
@@ -118,24 +118,14 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
         watched = _watch_outage(ctx, DB_OUTAGE_S)
         env.mark("db_start")
         docker.scale(postgres, 1)
-        back = docker.wait_for(
-            lambda: docker.healthy_containers(postgres) == 1, timeout=120
-        )
+        back = docker.wait_for(lambda: docker.healthy_containers(postgres) == 1, timeout=120)
         pg_back = env.mark("db_back")
-        app_ready = docker.wait_for(
-            lambda: probe(ctx.target, "/ready") == 200, timeout=60, interval=0.5
-        )
+        app_ready = docker.wait_for(lambda: probe(ctx.target, "/ready") == 200, timeout=60, interval=0.5)
         env.mark("app_ready")
         env.finish()
     figures = env.figures(result)
-    outage_records = [
-        r for r in env.load.records if env.marks["db_down"] <= r.started <= pg_back
-    ]
-    late = [
-        r.started - pg_back
-        for r in env.load.records
-        if r.started > pg_back and not r.ok
-    ]
+    outage_records = [r for r in env.load.records if env.marks["db_down"] <= r.started <= pg_back]
+    late = [r.started - pg_back for r in env.load.records if r.started > pg_back and not r.ok]
     figures.update(
         postgres_stopped_s=_round(gone),
         postgres_back_s=_round(back),
@@ -203,9 +193,7 @@ def bad_release(ctx: Context, result: DrillResult) -> None:
     docker.build_from(UNHEALTHY_IMAGE.format(image=good), bad)
     with Envelope(ctx, "d4") as env:
         rc, output, seconds = _deploy(ctx, bad)
-        settled = docker.wait_for(
-            lambda: docker.running_tasks(app) == REPLICAS, timeout=120, interval=1
-        )
+        settled = docker.wait_for(lambda: docker.running_tasks(app) == REPLICAS, timeout=120, interval=1)
         env.finish()
     figures = env.figures(result)
     after = docker.service_image(app)

@@ -49,9 +49,7 @@ def run(
             env={**os.environ, **(env or {})},
         )
     except subprocess.TimeoutExpired as exc:
-        proc = subprocess.CompletedProcess(
-            cmd, 124, _text(exc.stdout), _text(exc.stderr) + "\nTIMEOUT"
-        )
+        proc = subprocess.CompletedProcess(cmd, 124, _text(exc.stdout), _text(exc.stderr) + "\nTIMEOUT")
     LOG.append(
         {
             "cmd": cmd,
@@ -60,9 +58,7 @@ def run(
         }
     )
     if check and proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}"
-        )
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return proc
 
 
@@ -72,9 +68,7 @@ def _text(data) -> str:
     return data or ""
 
 
-def wait_for(
-    predicate: Callable[[], bool], timeout: float, interval: float = 0.5
-) -> float | None:
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
     """Poll ``predicate`` until true; return the seconds it took, or None on timeout."""
     started = time.monotonic()
     while time.monotonic() - started <= timeout:
@@ -123,9 +117,7 @@ def healthy_containers(service: str) -> int:
     ids = containers(service)
     if not ids:
         return 0
-    proc = run(
-        ["docker", "inspect", "--format", "{{.State.Health.Status}}", *ids], timeout=30
-    )
+    proc = run(["docker", "inspect", "--format", "{{.State.Health.Status}}", *ids], timeout=30)
     return sum(1 for line in proc.stdout.splitlines() if line.strip() == "healthy")
 
 

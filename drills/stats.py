@@ -84,9 +84,7 @@ def outage_answers(records: list[Record]) -> dict:
 
 def _is_clear(body: str) -> bool:
     lowered = body.lower()
-    return "traceback" not in lowered and (
-        "unavailable" in lowered or "error_msg" in lowered
-    )
+    return "traceback" not in lowered and ("unavailable" in lowered or "error_msg" in lowered)
 
 
 @dataclass(frozen=True)
@@ -103,9 +101,7 @@ class Objective:
         return asdict(self)
 
 
-def at_most(
-    name: str, measured: float | None, bound: float, unit: str = ""
-) -> Objective:
+def at_most(name: str, measured: float | None, bound: float, unit: str = "") -> Objective:
     """Objective ``measured <= bound``; an unmeasured value (None) fails."""
     passed = measured is not None and measured <= bound
     return Objective(name, f"<= {bound}{unit}", measured, passed)

@@ -48,9 +48,7 @@ class Verification:
             "accepted": self.accepted,
             "verified": self.verified,
             "lost": len(self.lost),
-            "lost_examples": [
-                f"{w.kind} {w.user!r} {w.value!r}" for w in self.lost[:20]
-            ],
+            "lost_examples": [f"{w.kind} {w.user!r} {w.value!r}" for w in self.lost[:20]],
             "duplicated_messages": len(self.duplicated),
             "failed_writes_stored_anyway": self.failed_but_stored,
             "failed_writes_not_stored": self.failed_not_stored,
@@ -98,18 +96,12 @@ def _duplicates(writes: list[Write], states: dict[str, UserState | None]) -> lis
     return sorted(m for m, n in counts.items() if n > 1)
 
 
-def fetch_state(
-    target: Target, user: str, *, attempts: int = 10, pause: float = 1.0
-) -> UserState | None:
+def fetch_state(target: Target, user: str, *, attempts: int = 10, pause: float = 1.0) -> UserState | None:
     """Read one user's messages and follows; retry; None if unreadable."""
     name = quote(user)
     for _ in range(attempts):
-        msgs = send(
-            target, "GET", f"{target.api_prefix}/msgs/{name}?no={MAX_NO}", auth=True
-        )
-        fllws = send(
-            target, "GET", f"{target.api_prefix}/fllws/{name}?no={MAX_NO}", auth=True
-        )
+        msgs = send(target, "GET", f"{target.api_prefix}/msgs/{name}?no={MAX_NO}", auth=True)
+        fllws = send(target, "GET", f"{target.api_prefix}/fllws/{name}?no={MAX_NO}", auth=True)
         if msgs.status == 404 and fllws.status == 404:
             return UserState(exists=False)
         if msgs.status == 200 and fllws.status == 200:

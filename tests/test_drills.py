@@ -188,8 +188,7 @@ def test_report_renders_figures_and_failed_objectives(tmp_path):
 def test_read_env_understands_shell_assignments(tmp_path):
     env = tmp_path / "env"
     env.write_text(
-        "# made by stack-test.sh\nexport MINITWIT_DOMAIN=minitwit.test\n"
-        "MINITWIT_CA_FILE='/tmp/a b/ca.pem'\nEMPTY=\n"
+        "# made by stack-test.sh\nexport MINITWIT_DOMAIN=minitwit.test\nMINITWIT_CA_FILE='/tmp/a b/ca.pem'\nEMPTY=\n"
     )
     assert read_env(env) == {
         "MINITWIT_DOMAIN": "minitwit.test",
