@@ -23,7 +23,8 @@ skip() {
   exit 0
 }
 
-export PATH="$PWD/.venv/bin:$PATH"
+# The venv has ansible-playbook; docker_stack needs the recent Docker CLI in /usr/local/bin first.
+export PATH="$PWD/.venv/bin:/usr/local/bin:$PATH" ANSIBLE_NOCOLOR=1
 env_file="${MINITWIT_STACK_ENV:-/tmp/minitwit-stack/env}"
 [[ -f "$env_file" ]] || skip "drills: no running stack ($env_file missing); run scripts/stack-test.sh up first"
 for tool in docker ansible-playbook python; do
