@@ -40,13 +40,27 @@ RULE_FILES = [STACK / "prometheus" / "rules" / name for name in ("recording.yml"
 LOKI_YML = STACK / "loki" / "loki.yml"
 ALLOY_CONFIG = STACK / "alloy" / "config.alloy"
 DATASOURCES_YML = STACK / "grafana" / "provisioning" / "datasources" / "datasources.yml"
+PROVIDER_YML = STACK / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
 DASHBOARDS = sorted((STACK / "grafana" / "dashboards").glob("*.json"))
 STACK_YML = STACK / "minitwit.yml"
 TRAEFIK_YML = REPO_ROOT / "traefik" / "traefik.yml"
 VENV_BIN = os.path.dirname(sys.executable)
 # PromQL words that look like metric names but are not.
-PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "bool", "offset",
-                   "group_left", "group_right", "inf", "nan"}
+PROMQL_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "bool",
+    "offset",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+}
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -88,8 +102,9 @@ def wait_until(check, what: str, seconds: float = 30):
 
 def run_checked(args: list, env: dict | None = None):
     """Run a short command to completion; fail the test with its output if it fails."""
-    result = subprocess.run([str(a) for a in args], env=env, cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(a) for a in args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, f"{args[:3]} failed:\n{result.stdout}{result.stderr}"
 
 
@@ -97,8 +112,7 @@ def run_checked(args: list, env: dict | None = None):
 def running(args: list[str], log_path, env: dict | None = None):
     """Run a server process for the duration of the block and always stop it."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=REPO_ROOT)
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
         try:
             yield proc
         finally:
@@ -112,8 +126,9 @@ def running(args: list[str], log_path, env: dict | None = None):
 
 def exposed_names(exposition: str) -> set[str]:
     """Sample names in a Prometheus text exposition (``foo_total``, ``bar_bucket``...)."""
-    return {re.split(r"[{\s]", line, maxsplit=1)[0]
-            for line in exposition.splitlines() if line and not line.startswith("#")}
+    return {
+        re.split(r"[{\s]", line, maxsplit=1)[0] for line in exposition.splitlines() if line and not line.startswith("#")
+    }
 
 
 def metric_names(expr: str) -> set[str]:
@@ -123,7 +138,7 @@ def metric_names(expr: str) -> set[str]:
     expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
     names = set()
     for match in re.finditer(r"(?<![\w.])[a-zA-Z_:][\w:]*", expr):
-        if not expr[match.end():].lstrip().startswith("(") and match[0] not in PROMQL_KEYWORDS:
+        if not expr[match.end() :].lstrip().startswith("(") and match[0] not in PROMQL_KEYWORDS:
             names.add(match[0])
     return names
 
@@ -135,8 +150,7 @@ def load_yaml(path):
 
 def rules():
     """Every rule of the committed rule files."""
-    return [rule for path in RULE_FILES for group in load_yaml(path)["groups"]
-            for rule in group["rules"]]
+    return [rule for path in RULE_FILES for group in load_yaml(path)["groups"] for rule in group["rules"]]
 
 
 def panels(dashboard: dict):
@@ -168,9 +182,14 @@ def app_server(tmp_path_factory):
     """The real app under gunicorn on loopback ports, with some API traffic behind it."""
     tmp = tmp_path_factory.mktemp("obs-app")
     port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "service"), "PORT": str(port),
-           "METRICS_PORT": str(metrics_port), "DATABASE_URL": f"sqlite:///{tmp}/t.db",
-           "WEB_CONCURRENCY": "2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT / "service"),
+        "PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "DATABASE_URL": f"sqlite:///{tmp}/t.db",
+        "WEB_CONCURRENCY": "2",
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the CLI must not use gunicorn's metrics mode
     run_checked([find_tool("flask"), "--app", "minitwit", "migrate"], env=env)
     gunicorn = [find_tool("gunicorn"), "-c", "service/gunicorn.conf.py", "minitwit:create_app()"]
@@ -201,21 +220,44 @@ def traefik_server(app_server, tmp_path_factory):
     """The real Traefik routing to the app, metrics on their own entrypoint, one TLS cert."""
     traefik, openssl = find_tool("traefik", "TRAEFIK_BIN"), find_tool("openssl")
     tmp = tmp_path_factory.mktemp("obs-traefik")
-    run_checked([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                 "-subj", "/CN=minitwit.test", "-keyout", tmp / "key.pem", "-out", tmp / "cert.pem"])
-    dynamic = {"http": {"routers": {"app": {"rule": "PathPrefix(`/`)", "service": "app",
-                                            "entryPoints": ["web"]}},
-                        "services": {"app": {"loadBalancer": {"servers": [
-                            {"url": f"http://127.0.0.1:{app_server['port']}"}]}}}},
-               "tls": {"certificates": [{"certFile": str(tmp / "cert.pem"),
-                                         "keyFile": str(tmp / "key.pem")}]}}
+    run_checked(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=minitwit.test",
+            "-keyout",
+            tmp / "key.pem",
+            "-out",
+            tmp / "cert.pem",
+        ]
+    )
+    dynamic = {
+        "http": {
+            "routers": {"app": {"rule": "PathPrefix(`/`)", "service": "app", "entryPoints": ["web"]}},
+            "services": {"app": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{app_server['port']}"}]}}},
+        },
+        "tls": {"certificates": [{"certFile": str(tmp / "cert.pem"), "keyFile": str(tmp / "key.pem")}]},
+    }
     (tmp / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
     web, metrics = free_port(), free_port()
-    args = [traefik, "--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
-            f"--entryPoints.web.address=127.0.0.1:{web}",
-            f"--entryPoints.metrics.address=127.0.0.1:{metrics}",
-            "--metrics.prometheus.entryPoint=metrics", "--metrics.prometheus.addServicesLabels=true",
-            "--metrics.prometheus.addRoutersLabels=true", f"--providers.file.filename={tmp}/dynamic.yml"]
+    args = [
+        traefik,
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+        f"--entryPoints.web.address=127.0.0.1:{web}",
+        f"--entryPoints.metrics.address=127.0.0.1:{metrics}",
+        "--metrics.prometheus.entryPoint=metrics",
+        "--metrics.prometheus.addServicesLabels=true",
+        "--metrics.prometheus.addRoutersLabels=true",
+        f"--providers.file.filename={tmp}/dynamic.yml",
+    ]
     with running(args, tmp / "traefik.log"):
         wait_until(lambda: http_get(f"http://127.0.0.1:{web}/public"), "Traefik routing to the app")
         http_get(f"http://127.0.0.1:{web}/api/latest")
@@ -238,8 +280,7 @@ def prometheus(app_server, traefik_server, tmp_path_factory):
     binary = find_tool("prometheus", "PROMETHEUS_BIN")
     tmp = tmp_path_factory.mktemp("obs-prometheus")
     port = free_port()
-    local = {"minitwit": app_server["metrics_port"], "traefik": traefik_server["metrics_port"],
-             "prometheus": port}
+    local = {"minitwit": app_server["metrics_port"], "traefik": traefik_server["metrics_port"], "prometheus": port}
     config = load_yaml(PROMETHEUS_YML)
     config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
     config["rule_files"] = [str(path) for path in RULE_FILES]
@@ -247,8 +288,12 @@ def prometheus(app_server, traefik_server, tmp_path_factory):
         job.pop("dns_sd_configs", None)
         job["static_configs"] = [{"targets": [f"127.0.0.1:{local[job['job_name']]}"]}]
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    args = [binary, f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/data",
-            f"--web.listen-address=127.0.0.1:{port}"]
+    args = [
+        binary,
+        f"--config.file={tmp}/prometheus.yml",
+        f"--storage.tsdb.path={tmp}/data",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
     with running(args, tmp / "prometheus.log"):
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: all_targets_up(url), "every scrape target up")
@@ -294,7 +339,7 @@ def known_names(app_metrics, traefik_metrics, prometheus):
     [
         ('sum by (le) (rate(a_bucket{job="x", le="0.3"}[$__rate_interval]))', {"a_bucket"}),
         ("b / on (job) group_left(version) c offset 1d > bool 1e3", {"b", "c"}),
-        ('histogram_quantile(0.95, sum(rate(d[5m])) by (le)) or vector(0) * time()', {"d"}),
+        ("histogram_quantile(0.95, sum(rate(d[5m])) by (le)) or vector(0) * time()", {"d"}),
         ("1 - job:e:ratio_rate30d / 0.005", {"job:e:ratio_rate30d"}),
     ],
 )
@@ -306,10 +351,15 @@ def test_metric_name_extraction(expr, names):
 def test_app_exposes_what_the_interfaces_promise(app_metrics):
     """The scraped app has the HTTP histogram by endpoint and the business counters."""
     names = exposed_names(app_metrics)
-    for name in ("flask_http_request_total", "flask_http_request_duration_seconds_bucket",
-                 "minitwit_app_info", "minitwit_users_registered_total",
-                 "minitwit_messages_posted_total", "minitwit_follows_total",
-                 "minitwit_unfollows_total"):
+    for name in (
+        "flask_http_request_total",
+        "flask_http_request_duration_seconds_bucket",
+        "minitwit_app_info",
+        "minitwit_users_registered_total",
+        "minitwit_messages_posted_total",
+        "minitwit_follows_total",
+        "minitwit_unfollows_total",
+    ):
         assert name in names
     assert re.search(r'flask_http_request_duration_seconds_bucket\{[^}]*endpoint="api\.', app_metrics)
 
@@ -337,8 +387,7 @@ def test_every_metric_in_rules_exists(known_names):
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_every_metric_in_dashboards_exists(path, known_names):
     """Dashboard panels only query metrics that exist (or that our rules record)."""
-    used = {name for file, expr in dashboard_targets("prometheus") if file == path.name
-            for name in metric_names(expr)}
+    used = {name for file, expr in dashboard_targets("prometheus") if file == path.name for name in metric_names(expr)}
     assert used
     assert used <= known_names, sorted(used - known_names)
 
@@ -346,15 +395,16 @@ def test_every_metric_in_dashboards_exists(path, known_names):
 def test_rules_evaluate_without_errors(prometheus):
     """Real Prometheus loads both rule files and evaluates every rule successfully."""
     groups = json.loads(http_get(f"{prometheus}/api/v1/rules"))["data"]["groups"]
-    failing = {r["name"]: r.get("lastError") for g in groups for r in g["rules"]
-               if r["health"] != "ok"}
+    failing = {r["name"]: r.get("lastError") for g in groups for r in g["rules"] if r["health"] != "ok"}
     assert not failing
 
 
 def test_rules_see_the_real_traffic(prometheus):
     """The app's job in prometheus.yml matches the rules: traffic is recorded per job."""
-    answer = wait_until(lambda: prometheus_query(prometheus, "job:flask_http_request:rate5m")
-                        ["data"]["result"], "job:flask_http_request:rate5m to have a value")
+    answer = wait_until(
+        lambda: prometheus_query(prometheus, "job:flask_http_request:rate5m")["data"]["result"],
+        "job:flask_http_request:rate5m to have a value",
+    )
     assert answer[0]["metric"]["job"] == "minitwit"
 
 
@@ -401,3 +451,159 @@ def test_overview_logs_panels_filter_on_level_metadata():
     """The logs panels query Loki by stream labels and filter level as metadata."""
     queries = [expr for file, expr in dashboard_targets("loki") if file == "minitwit-overview.json"]
     assert any('service="minitwit_app"' in q and "| level=~" in q for q in queries)
+
+
+# --- Loki and Alloy (no binaries obtainable here: checked statically) -----------------
+
+
+def duration_hours(value: str) -> float:
+    """Hours in a Prometheus/Loki duration such as ``744h`` or ``35d``."""
+    units = {"m": 1 / 60, "h": 1, "d": 24, "w": 168, "y": 8760}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([mhdwy])", value))
+
+
+def test_loki_config_keeps_schema_retention_and_limits():
+    """tsdb/v13 (structured metadata), compactor retention with its delete store, limits."""
+    loki = load_yaml(LOKI_YML)
+    schema = loki["schema_config"]["configs"][-1]
+    assert (schema["store"], schema["schema"], schema["index"]["period"]) == ("tsdb", "v13", "24h")
+    compactor = loki["compactor"]
+    assert compactor["retention_enabled"] is True
+    assert compactor["delete_request_store"] == schema["object_store"] == "filesystem"
+    limits = loki["limits_config"]
+    assert duration_hours(limits["retention_period"]) >= 30 * 24
+    assert limits["allow_structured_metadata"] is True
+    assert limits["ingestion_rate_mb"] > 0 and limits["ingestion_burst_size_mb"] > 0
+
+
+def alloy_blocks(kind: str) -> list[str]:
+    """Bodies of the top-level Alloy blocks of one component kind (``loki.write``...)."""
+    text = re.sub(r"^\s*//[^\n]*\n", "", ALLOY_CONFIG.read_text(), flags=re.M)  # comment lines
+    return re.findall(rf'^{re.escape(kind)} "\w+" {{\n(.*?)^}}', text, re.M | re.S)
+
+
+def alloy_loki_url() -> str:
+    """The push URL Alloy's loki.write sends to."""
+    (body,) = alloy_blocks("loki.write")
+    return re.search(r'url\s*=\s*"([^"]+)"', body)[1]
+
+
+def test_alloy_keeps_only_the_stack_and_labels_it():
+    """Discovery filters on the stack label; streams get stack, service and replica."""
+    (discovery,) = alloy_blocks("discovery.docker")
+    assert '"com.docker.stack.namespace=minitwit"' in discovery
+    assert 'host             = "unix:///var/run/docker.sock"' in discovery
+    (relabel,) = alloy_blocks("discovery.relabel")
+    assert set(re.findall(r'target_label\s*=\s*"(\w+)"', relabel)) == {"stack", "service", "replica"}
+    assert "task_name" in relabel
+
+
+def test_alloy_turns_level_into_structured_metadata_not_a_label():
+    """The app's JSON level is structured metadata; no stage makes it a label."""
+    (process,) = alloy_blocks("loki.process")
+    assert 'selector = "{service=\\"minitwit_app\\"}"' in process
+    metadata = re.search(r"stage\.structured_metadata \{(.*?)\n    \}", process, re.S)[1]
+    assert re.search(r"\blevel\s*=", metadata)
+    assert "stage.labels" not in process
+    assert re.fullmatch(r"http://[\w.-]+:\d+/loki/api/v1/push", alloy_loki_url())
+
+
+# --- the stack file: names, ports, networks and mounts agree --------------------------
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """stack/minitwit.yml, written by the stack work; until it exists, these tests skip."""
+    if not STACK_YML.exists():
+        unavailable("stack/minitwit.yml does not exist yet")
+    return load_yaml(STACK_YML)
+
+
+def networks_of(stack: dict, service: str) -> set[str]:
+    """Networks a stack service joins (list or mapping form)."""
+    return set(stack["services"][service].get("networks") or [])
+
+
+def flag(stack: dict, service: str, name: str, default: str) -> str:
+    """Value of a ``--name=value`` command-line flag of a stack service."""
+    for arg in stack["services"][service].get("command") or []:
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def listen_ports(stack: dict) -> dict[str, int]:
+    """The port each observed service listens on, from the files that decide it."""
+    traefik = load_yaml(TRAEFIK_YML)
+    entrypoint = traefik["metrics"]["prometheus"]["entryPoint"]
+    app_env = stack["services"]["app"].get("environment") or {}
+    return {
+        "app": int(app_env.get("METRICS_PORT", 9200)),
+        "traefik": int(traefik["entryPoints"][entrypoint]["address"].rsplit(":", 1)[1]),
+        "prometheus": int(flag(stack, "prometheus", "--web.listen-address", ":9090").rsplit(":", 1)[1]),
+        "loki": int(load_yaml(LOKI_YML)["server"]["http_listen_port"]),
+    }
+
+
+def mounted_files(stack: dict, service: str) -> dict[str, str]:
+    """Container path -> repository file for every Swarm config a service mounts."""
+    configs = stack["configs"]
+    return {
+        mount["target"]: str((STACK / configs[mount["source"]]["file"]).resolve().relative_to(REPO_ROOT))
+        for mount in stack["services"][service].get("configs", [])
+    }
+
+
+def assert_reaches(stack: dict, client: str, url: str):
+    """``url`` names a stack service on the port it listens on, over a shared network."""
+    parsed = urllib.parse.urlsplit(url)
+    assert parsed.hostname in stack["services"], url
+    assert parsed.port == listen_ports(stack)[parsed.hostname], url
+    assert networks_of(stack, client) & networks_of(stack, parsed.hostname), (client, url)
+
+
+def test_prometheus_targets_match_stack_services(stack):
+    """Each scrape job names a stack service (tasks.<service>) on its metrics port."""
+    jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_YML)["scrape_configs"]}
+    for job_name, service in (("minitwit", "app"), ("traefik", "traefik")):
+        (sd,) = jobs[job_name]["dns_sd_configs"]
+        assert sd["names"] == [f"tasks.{service}"] and sd["type"] == "A"
+        assert_reaches(stack, "prometheus", f"http://{service}:{sd['port']}")
+    (own,) = jobs["prometheus"]["static_configs"][0]["targets"]
+    assert int(own.rsplit(":", 1)[1]) == listen_ports(stack)["prometheus"]
+
+
+def test_grafana_datasources_and_alloy_point_at_stack_services(stack):
+    """Grafana's datasource URLs and Alloy's Loki URL are reachable stack services."""
+    for datasource in provisioned_datasources().values():
+        assert_reaches(stack, "grafana", datasource["url"])
+    assert_reaches(stack, "alloy", alloy_loki_url())
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in stack["services"]["alloy"]["volumes"]
+
+
+def test_stack_mounts_the_files_where_they_are_read(stack):
+    """Swarm configs put each file where its program and its references expect it."""
+    prometheus = mounted_files(stack, "prometheus")
+    config_path = flag(stack, "prometheus", "--config.file", "/etc/prometheus/prometheus.yml")
+    assert prometheus[config_path] == "stack/prometheus/prometheus.yml"
+    for rule_file in load_yaml(PROMETHEUS_YML)["rule_files"]:
+        target = os.path.join(os.path.dirname(config_path), rule_file)
+        assert prometheus[target] == f"stack/prometheus/{rule_file}"
+    loki = mounted_files(stack, "loki")
+    assert loki[flag(stack, "loki", "-config.file", "")] == "stack/loki/loki.yml"
+    alloy = mounted_files(stack, "alloy")
+    assert alloy[stack["services"]["alloy"]["command"][-1]] == "stack/alloy/config.alloy"
+    grafana = mounted_files(stack, "grafana")
+    for path in (DATASOURCES_YML, PROVIDER_YML):
+        target = "/etc/grafana/" + str(path.relative_to(STACK / "grafana"))
+        assert grafana[target] == str(path.relative_to(REPO_ROOT))
+    (provider,) = load_yaml(PROVIDER_YML)["providers"]
+    for path in DASHBOARDS:
+        target = f"{provider['options']['path']}/{path.name}"
+        assert grafana[target] == str(path.relative_to(REPO_ROOT))
+
+
+def test_prometheus_retention_covers_the_slo_window(stack):
+    """The 30-day SLO and error-budget rules need 30 days of data kept."""
+    retention = flag(stack, "prometheus", "--storage.tsdb.retention.time", "15d")
+    assert duration_hours(retention) >= 30 * 24
