@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `scripts/stack-test.sh up`: Prometheus, idempotence and diagnostics checks, and the
+# list of assertions. Sourced by scripts/stack-test.sh (after lib/stack-assert.sh).
+
+# prom_value <PromQL>: the first sample's value of an instant query ("" when none), asked
+# from inside the Prometheus container (Prometheus publishes nothing).
+prom_value() {
+  local container
+  container="$(stack_container prometheus)"
+  [[ -n "$container" ]] || die "no running prometheus container"
+  docker exec "$container" promtool query -o json instant http://127.0.0.1:9090 "$1" |
+    python3 -c 'import json, sys; r = json.load(sys.stdin); print(r[0]["value"][1] if r else "")'
+}
+
+# wait_prom <seconds> <PromQL> <minimum>: poll until the value reaches the minimum; echo it.
+wait_prom() {
+  local deadline=$((SECONDS + $1)) query="$2" minimum="$3" v=""
+  while ((SECONDS < deadline)); do
+    v="$(prom_value "$query")"
+    if [[ -n "$v" ]] && ((${v%.*} >= minimum)); then
+      echo "$v"
+      return 0
+    fi
+    sleep 5
+  done
+  echo "$v"
+  return 1
+}
+
+# Prometheus scrapes 3 app replicas and Traefik, and the business counters move with traffic.
+assert_prometheus() {
+  local n before after
+  n="$(wait_prom 90 'count(up{job="minitwit"} == 1)' 3)" ||
+    die "Prometheus sees ${n:-0} healthy app targets, expected 3"
+  n="$(wait_prom 60 'count(up{job="traefik"} == 1)' 1)" ||
+    die "Prometheus sees ${n:-0} healthy traefik targets, expected 1"
+  log "OK Prometheus: 3 app targets and traefik up"
+  before="$(prom_value 'sum(minitwit_messages_posted_total)')"
+  before="${before:-0}"
+  post_through_api
+  after="$(wait_prom 90 'sum(minitwit_messages_posted_total)' $((${before%.*} + 3)))" ||
+    die "minitwit_messages_posted_total did not grow by 3 (before $before, now ${after:-none})"
+  n="$(prom_value 'sum(minitwit_users_registered_total{source="api"})')"
+  [[ "${n:-0}" != 0 ]] || die "minitwit_users_registered_total{source=\"api\"} is still 0"
+  log "OK business counters moved: messages posted $before -> $after, API registrations $n"
+}
+
+# A second run of the whole site.yml (provision + deploy) changes nothing.
+assert_idempotent() {
+  run_playbook site-2 site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
+  local recap
+  recap="$(grep -E '^ci-node +:' "$STACK_STATE_DIR/logs/site-2.log")"
+  [[ "$recap" =~ changed=0\  && "$recap" =~ failed=0\  ]] || {
+    grep -E -B2 '^changed:' "$STACK_STATE_DIR/logs/site-2.log" >&2 || true
+    die "second site.yml run is not idempotent: $recap"
+  }
+  log "OK second site.yml run: $recap"
+}
+
+# Print `docker service ps` and logs of the services that explain a failure.
+print_diagnostics() {
+  local service replicas failing=()
+  while read -r service replicas; do
+    [[ "${replicas%%/*}" == "${replicas##*/}" ]] || failing+=("$service")
+  done < <(docker service ls --filter "label=com.docker.stack.namespace=$STACK_NAME" \
+    --format '{{.Name}} {{.Replicas}}' 2>/dev/null)
+  ((${#failing[@]})) || failing=("${STACK_NAME}_traefik" "${STACK_NAME}_app")
+  for service in "${failing[@]}"; do
+    log "---- docker service ps --no-trunc $service"
+    docker service ps --no-trunc "$service" >&2 || true
+    log "---- docker service logs --tail 60 $service"
+    docker service logs --no-task-ids --tail 60 "$service" >&2 || true
+  done
+}
+
+# Every assertion of `up`, cheapest first.
+stack_assert() {
+  local t0=$SECONDS
+  assert_certificate
+  assert_redirect
+  assert_only_traefik_publishes
+  assert_replicas_serve
+  assert_dashboard_auth
+  assert_prometheus
+  run_project_suites
+  assert_idempotent
+  log "assertions took $((SECONDS - t0)) s"
+}

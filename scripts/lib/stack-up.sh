@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# `scripts/stack-test.sh up`: engine, inputs, images, deployment through Ansible.
+# Sourced by scripts/stack-test.sh (needs lib/common.sh).
+
+STACK_STATE_DIR=/tmp/minitwit-stack
+STACK_ENV_FILE="$STACK_STATE_DIR/env"
+STACK_NAME=minitwit
+STACK_DOMAIN=minitwit.test
+STACK_HOSTS_MARKER="# minitwit-stack-test"
+STACK_INVENTORY=ansible/inventories/ci/hosts.yml
+# Firewall and sshd changes must never run against the CI machine itself.
+STACK_SKIP_TAGS=firewall,sshd
+# The Docker CLI first on PATH must be a recent one (docker_stack uses --detach=false).
+export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
+export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+# Install Debian's docker.io when dockerd is missing; start dockerd when it is not running.
+ensure_engine() {
+  if ! command -v dockerd >/dev/null; then
+    log "installing docker.io"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd (no init system here); log in /var/log/minitwit-dockerd.log"
+    # Tasks must never try to pull: no registry is reachable from here.
+    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nohup dockerd >>/var/log/minitwit-dockerd.log 2>&1 &
+    retry 60 1 docker info >/dev/null 2>&1 || die "dockerd did not come up within 60 s"
+  fi
+  local major
+  major="$(docker version --format '{{.Client.Version}}' | cut -d. -f1)"
+  ((major >= 23)) || die "docker CLI $(command -v docker) is too old for docker_stack detach=false"
+}
+
+# Remember what `down` must undo, and make the per-run inputs (outside git).
+prepare_state() {
+  mkdir -p "$STACK_STATE_DIR/secrets" "$STACK_STATE_DIR/logs"
+  chmod 0700 "$STACK_STATE_DIR/secrets"
+  if [[ "$(docker info --format '{{.Swarm.LocalNodeState}}')" == inactive ]]; then
+    touch "$STACK_STATE_DIR/swarm-created-here"
+  fi
+  [[ -f "$STACK_STATE_DIR/pebble/ca.pem" ]] || docker/ci/pebble/make-certs.sh "$STACK_STATE_DIR/pebble" >/dev/null
+  if [[ ! -f "$STACK_STATE_DIR/secrets/traefik_dashboard_users" ]]; then
+    local password
+    password="$(openssl rand -hex 16)"
+    printf '%s\n' "$password" >"$STACK_STATE_DIR/secrets/traefik_dashboard_password"
+    printf 'admin:%s\n' "$(openssl passwd -apr1 "$password")" >"$STACK_STATE_DIR/secrets/traefik_dashboard_users"
+  fi
+  add_hosts_line
+}
+
+# Resolve the stack's host names to 127.0.0.1 for clients on this machine.
+add_hosts_line() {
+  grep -qF "$STACK_HOSTS_MARKER" /etc/hosts && return
+  printf '127.0.0.1 %s grafana.%s traefik.%s %s\n' "$STACK_DOMAIN" "$STACK_DOMAIN" "$STACK_DOMAIN" \
+    "$STACK_HOSTS_MARKER" >>/etc/hosts
+}
+
+# Build every image locally; sets MINITWIT_IMAGE.
+build_images() {
+  local output
+  output="$(scripts/build-images.sh)" || die "scripts/build-images.sh failed"
+  printf '%s\n' "$output" >&2
+  MINITWIT_IMAGE="$(printf '%s\n' "$output" | sed -n 's/^MINITWIT_IMAGE=//p' | tail -1)"
+  [[ -n "$MINITWIT_IMAGE" ]] || die "scripts/build-images.sh printed no MINITWIT_IMAGE"
+  export MINITWIT_IMAGE
+}
+
+# run_playbook <log name> <playbook> [args]: the real playbook on the CI inventory.
+run_playbook() {
+  local name="$1" playbook="$2"
+  shift 2
+  log "ansible-playbook $playbook $* (log: $STACK_STATE_DIR/logs/$name.log)"
+  local status=0
+  timeout 1200 ansible-playbook -i "$STACK_INVENTORY" "ansible/playbooks/$playbook" "$@" \
+    >"$STACK_STATE_DIR/logs/$name.log" 2>&1 || status=$?
+  sed -n '/PLAY RECAP/,$p' "$STACK_STATE_DIR/logs/$name.log" >&2
+  if ((status != 0)); then
+    grep -E -A12 '^(fatal|failed):' "$STACK_STATE_DIR/logs/$name.log" | tail -60 >&2 || true
+  fi
+  return "$status"
+}
+
+# The values drills, benchmarks and people need to use the running stack.
+write_env_file() {
+  cat >"$STACK_ENV_FILE" <<ENV
+# Written by scripts/stack-test.sh up; removed by scripts/stack-test.sh down.
+MINITWIT_STACK=$STACK_NAME
+MINITWIT_DOMAIN=$STACK_DOMAIN
+MINITWIT_BASE_URL=https://$STACK_DOMAIN
+MINITWIT_API_URL=https://$STACK_DOMAIN/api
+MINITWIT_CA_FILE=$STACK_STATE_DIR/acme-root.pem
+MINITWIT_RESOLVE=$STACK_DOMAIN:443:127.0.0.1
+MINITWIT_IMAGE=$MINITWIT_IMAGE
+MINITWIT_IMAGE_VAR=minitwit_image
+MINITWIT_INVENTORY=$STACK_INVENTORY
+MINITWIT_SIMULATOR_AUTH='simulator:super_safe!'
+MINITWIT_BACKUP_DIR=$STACK_STATE_DIR/backups
+TRAEFIK_DASHBOARD_URL=https://traefik.$STACK_DOMAIN/dashboard/
+TRAEFIK_DASHBOARD_USER=admin
+TRAEFIK_DASHBOARD_PASSWORD=$(cat "$STACK_STATE_DIR/secrets/traefik_dashboard_password")
+ENV
+}
+
+# Everything `up` does before the assertions.
+stack_up() {
+  ensure_engine
+  prepare_state
+  local t0=$SECONDS
+  build_images
+  log "images built in $((SECONDS - t0)) s"
+  t0=$SECONDS
+  run_playbook site-1 site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
+  log "first site.yml run (provision + deploy + /ready check) took $((SECONDS - t0)) s"
+  write_env_file
+}
