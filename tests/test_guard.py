@@ -51,18 +51,14 @@ def test_any_other_head_branch_is_rejected(head_ref):
     assert "REJECTED" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "head_repo", ["attacker/minitwit", "minitwit-ops/minitwit-fork", ""]
-)
+@pytest.mark.parametrize("head_repo", ["attacker/minitwit", "minitwit-ops/minitwit-fork", ""])
 def test_develop_of_a_fork_or_deleted_fork_is_rejected(head_repo):
     result = run_guard("develop", head_repo, REPO)
     assert result.returncode == 1
     assert "not" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "args", [(), ("develop",), ("develop", REPO), ("develop", REPO, REPO, "x")]
-)
+@pytest.mark.parametrize("args", [(), ("develop",), ("develop", REPO), ("develop", REPO, REPO, "x")])
 def test_wrong_argument_count_is_a_usage_error(args):
     result = run_guard(*args)
     assert result.returncode == 2
