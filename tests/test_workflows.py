@@ -373,8 +373,11 @@ def test_ci_runs_every_stage_of_the_test_command(ci):
     runs = [s.get("run", "") for job in ci["jobs"].values() for s in job["steps"]]
     for script in stages:
         assert any(run.startswith(script) for run in runs), f"no ci job runs {script}"
-    pytest_command = re.search(r"^\s*(\.venv/bin/pytest .*)$", test_sh, re.MULTILINE)[1]
-    assert pytest_command in [s.get("run") for s in ci["jobs"]["test"]["steps"]]
+    pytest_command = re.search(r"^\s*(\.venv/bin/pytest .*)$", test_sh, re.MULTILINE)
+    assert pytest_command, "scripts/test.sh no longer has a `.venv/bin/pytest ...` line: update this test"
+    assert pytest_command[1] in [s.get("run") for s in ci["jobs"]["test"]["steps"]], (
+        "ci's pytest differs from test.sh's"
+    )
 
 
 def test_ci_builds_the_image_without_pushing(ci):
