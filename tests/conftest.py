@@ -21,6 +21,7 @@ from helpers import FlaskApi
 from helpers import HttpApi
 from helpers import ThrowawayPostgres
 from helpers import create_pg_database
+from helpers import insert_users
 from helpers import login
 from helpers import logout
 from helpers import postgres_bindir
@@ -66,9 +67,15 @@ def dispose(app):
 def migrate(database_url: str):
     """Bring ``database_url`` to the newest schema with the app's migrate command."""
     app = make_app(database_url)
-    result = app.test_cli_runner().invoke(args=["migrate"])
+    result = invoke(app, "migrate")
     dispose(app)
     assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def invoke(app, *args: str):
+    """Run a ``flask`` command of ``app`` in-process, inside an app context like the CLI."""
+    with app.app_context():
+        return app.test_cli_runner().invoke(args=list(args))
 
 
 # --- databases ------------------------------------------------------------------------
@@ -85,14 +92,9 @@ def postgres_server():
         return
     bindir = postgres_bindir()
     if bindir is None:
-        reason = (
-            "SKIPPED: PostgreSQL run skipped: no TEST_DATABASE_URL and no"
-            " initdb/pg_ctl (install postgresql)"
-        )
+        reason = "SKIPPED: PostgreSQL run skipped: no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql)"
         if STRICT:
-            pytest.fail(
-                reason.replace("SKIPPED: ", "MINITWIT_STRICT=1: "), pytrace=False
-            )
+            pytest.fail(reason.replace("SKIPPED: ", "MINITWIT_STRICT=1: "), pytrace=False)
         pytest.skip(reason)
     server = ThrowawayPostgres(bindir).start()
     yield server.url
@@ -131,11 +133,7 @@ def empty_database(database_url: str):
         if database_url not in _TABLES:
             meta = sa.MetaData()
             meta.reflect(engine)
-            _TABLES[database_url] = [
-                t.name
-                for t in reversed(meta.sorted_tables)
-                if t.name != "alembic_version"
-            ]
+            _TABLES[database_url] = [t.name for t in reversed(meta.sorted_tables) if t.name != "alembic_version"]
         tables = _TABLES[database_url]
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
@@ -200,8 +198,9 @@ def sim_api(request):
 class AuthActions:
     """Log in and out through the real forms (flaskr's ``AuthActions``)."""
 
-    def __init__(self, client):
+    def __init__(self, client, app):
         self._client = client
+        self._app = app
 
     def register(self, username="foo", password="default", **kwargs):
         """Register ``username`` through the form."""
@@ -216,12 +215,17 @@ class AuthActions:
         self.register(username, password)
         return self.login(username, password)
 
+    def login_as(self, username="foo", password="default"):
+        """Create ``username`` with a cheap hash and log in through the form (fast)."""
+        insert_users(self._app, [username], password)
+        return self.login(username, password)
+
     def logout(self):
         """Log out."""
         return logout(self._client)
 
 
 @pytest.fixture
-def auth(client):
+def auth(client, app):
     """Form-based login/logout actions on ``client``."""
-    return AuthActions(client)
+    return AuthActions(client, app)

@@ -7,6 +7,7 @@ original MiniTwit tests: ``register(client, "foo", "default")``, ``api.post(...)
 from __future__ import annotations
 
 import base64
+import functools
 import json as jsonlib
 import os
 import pathlib
@@ -22,6 +23,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from werkzeug.security import generate_password_hash
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVICE_DIR = REPO_ROOT / "service"
 STRICT = os.environ.get("MINITWIT_STRICT") == "1"
@@ -33,17 +36,15 @@ NOT_AUTHORIZED = {
     "error_msg": "You are not authorized to use this resource!",
 }
 
-_CSRF_RE = re.compile(
-    r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"'
-)
+_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 
 
 # --- UI actions (the original MiniTwit test helpers, plus the CSRF token) -------------
 
 
 def csrf_token(client, path: str) -> str:
-    """Fetch ``path`` and return the CSRF token of its form, as a browser would."""
-    page = client.get(path).get_data(as_text=True)
+    """Fetch ``path`` (following redirects) and return its form's CSRF token."""
+    page = client.get(path, follow_redirects=True).get_data(as_text=True)
     match = _CSRF_RE.search(page)
     assert match, f"no csrf_token input on {path}"
     return match.group(1) or match.group(2)
@@ -158,9 +159,7 @@ class HttpApi(FlaskApi):
 
     def __init__(self, base_url: str, ca_bundle: str | None = None):
         self.base_url = base_url.rstrip("/")
-        self.context = (
-            ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
-        )
+        self.context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None
 
     def request(
         self,
@@ -179,9 +178,7 @@ class HttpApi(FlaskApi):
             url += "?" + urllib.parse.urlencode(params)
         hdrs = _headers(headers, auth, json is not None)
         hdrs.setdefault("Connection", "close")
-        req = urllib.request.Request(
-            url, data=_body(json, data), headers=hdrs, method=method
-        )
+        req = urllib.request.Request(url, data=_body(json, data), headers=hdrs, method=method)
         try:
             with urllib.request.urlopen(req, timeout=10, context=self.context) as rv:
                 return ApiResponse(rv.status, rv.read().decode(), dict(rv.headers))
@@ -249,21 +246,23 @@ def sql(app, statement: str, rows: list[dict] | None = None, **params):
         return rows
 
 
-def insert_users(app, names, pw_hash="scrypt:invalid"):
-    """Insert users straight into the database (fast: no password hashing)."""
+@functools.cache
+def fast_hash(password: str) -> str:
+    """A real scrypt hash with small work factors, so logging in costs milliseconds."""
+    return generate_password_hash(password, method="scrypt:1024:8:1")
+
+
+def insert_users(app, names, password="default", pw_hash=None):
+    """Insert users straight into the database; they can log in with ``password``."""
+    pw_hash = pw_hash or fast_hash(password)
     rows = [{"u": name, "e": f"{name}@x.org", "h": pw_hash} for name in names]
     sql(app, 'INSERT INTO "user" (username, email, pw_hash) VALUES (:u, :e, :h)', rows)
 
 
 def insert_messages(app, username, count, start=1_000_000, flagged=0):
     """Insert ``count`` messages by ``username`` with pub_date start, start+1, ..."""
-    [(user_id,)] = sql(
-        app, 'SELECT user_id FROM "user" WHERE username = :u', u=username
-    )
-    rows = [
-        {"a": user_id, "t": f"message {i}", "p": start + i, "f": flagged}
-        for i in range(count)
-    ]
+    [(user_id,)] = sql(app, 'SELECT user_id FROM "user" WHERE username = :u', u=username)
+    rows = [{"a": user_id, "t": f"message {i}", "p": start + i, "f": flagged} for i in range(count)]
     statement = "INSERT INTO message (author_id, text, pub_date, flagged)"
     sql(app, statement + " VALUES (:a, :t, :p, :f)", rows)
 
@@ -282,13 +281,9 @@ def postgres_bindir() -> pathlib.Path | None:
     """Find the directory with initdb and pg_ctl (pg_config, Debian layout, PATH)."""
     candidates = []
     if shutil.which("pg_config"):
-        out = subprocess.run(
-            ["pg_config", "--bindir"], capture_output=True, text=True, check=False
-        )
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(pathlib.Path(out.stdout.strip()))
-    candidates += sorted(
-        pathlib.Path("/usr/lib/postgresql").glob("*/bin"), reverse=True
-    )
+    candidates += sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     if shutil.which("initdb"):
         candidates.append(pathlib.Path(shutil.which("initdb")).parent)
     for bindir in candidates:
@@ -329,9 +324,7 @@ class ThrowawayPostgres:
     def _run(self, *args: str):
         """Run one PostgreSQL tool, raising with its output when it fails."""
         cmd = [*self.prefix, str(self.bindir / args[0]), *args[1:]]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=120, check=False, env=_c_env()
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=_c_env())
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
 

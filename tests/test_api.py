@@ -190,9 +190,7 @@ def test_post_message_stores_it_with_server_time(app, api):
     rv = api.post("/msgs/alice", json={"content": "hello"})
     assert rv.status_code == 204
     assert rv.text == ""
-    [(text, pub_date, flagged)] = sql(
-        app, "SELECT text, pub_date, flagged FROM message"
-    )
+    [(text, pub_date, flagged)] = sql(app, "SELECT text, pub_date, flagged FROM message")
     assert (text, flagged) == ("hello", 0)
     assert isinstance(pub_date, int)
     assert before <= pub_date <= int(time.time())

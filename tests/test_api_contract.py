@@ -42,9 +42,7 @@ def register_user(sim_api, name, latest_id):
 
 def follow(sim_api, who, whom, latest_id, action="follow"):
     """Upstream's follow/unfollow request."""
-    return sim_api.post(
-        f"/fllws/{who}", json={action: whom}, params={"latest": latest_id}
-    )
+    return sim_api.post(f"/fllws/{who}", json={action: whom}, params={"latest": latest_id})
 
 
 # --- simulator API: the nine upstream cases -------------------------------------------
@@ -68,9 +66,7 @@ def test_register(sim_api, names):
 def test_create_msg(sim_api, names):
     """A user can post a message."""
     register_user(sim_api, names["a"], 1)
-    rv = sim_api.post(
-        f"/msgs/{names['a']}", json={"content": "Blub!"}, params={"latest": 2}
-    )
+    rv = sim_api.post(f"/msgs/{names['a']}", json={"content": "Blub!"}, params={"latest": 2})
     assert rv.ok
     assert latest(sim_api) == 2
 

@@ -7,6 +7,7 @@ Runs on SQLite and PostgreSQL, whose drivers differ exactly where bad input bite
 import pytest
 from helpers import api_register
 from helpers import csrf_token
+from helpers import insert_users
 from helpers import sql
 
 MAX_USERNAME = 64
@@ -130,16 +131,12 @@ def test_email_and_password_length_limits(api):
     body = {"username": "a", "email": "a@a", "pwd": "p" * 1025}
     rv = api.post("/register", json=body)
     assert_api_error(rv, 400)
-    assert (
-        rv.json()["error_msg"] == "The password is too long (at most 1024 characters)"
-    )
+    assert rv.json()["error_msg"] == "The password is too long (at most 1024 characters)"
 
 
 def test_message_length_limit(app, api, users):
     """1000 characters are stored, 1001 are a clear 400 and not stored."""
-    assert (
-        api.post("/msgs/alice", json={"content": "m" * MAX_MESSAGE}).status_code == 204
-    )
+    assert api.post("/msgs/alice", json={"content": "m" * MAX_MESSAGE}).status_code == 204
     rv = api.post("/msgs/alice", json={"content": "m" * (MAX_MESSAGE + 1)})
     assert_api_error(rv, 400)
     assert rv.json()["error_msg"] == "The message is too long (at most 1000 characters)"
@@ -149,9 +146,7 @@ def test_message_length_limit(app, api, users):
 # --- API: query strings and paths --------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "no", ["-1", "abc", "", "1e3", "1.5", " ", "-99999999999999999999", "0x10"]
-)
+@pytest.mark.parametrize("no", ["-1", "abc", "", "1e3", "1.5", " ", "-99999999999999999999", "0x10"])
 @pytest.mark.parametrize("path", ["/msgs", "/msgs/alice", "/fllws/alice"])
 def test_absurd_no_means_the_default(api, users, path, no):
     """A ``no`` that is not a non-negative int is the default, never an error."""
@@ -239,11 +234,9 @@ def test_unknown_api_routes_answer_json(api, method, path, status):
         ("/login", {"username": "alice", "password": "default"}),
     ],
 )
-def test_anonymous_forms_need_a_valid_csrf_token(
-    app, client, auth, path, fields, token
-):
+def test_anonymous_forms_need_a_valid_csrf_token(app, client, auth, path, fields, token):
     """Register and login refuse missing or forged tokens with a 400 page."""
-    auth.register("alice")
+    insert_users(app, ["alice"])
     if token == "other-session":
         token = csrf_token(app.test_client(), path)
     data = fields if token is None else {**fields, "csrf_token": token}
@@ -258,7 +251,7 @@ def test_anonymous_forms_need_a_valid_csrf_token(
 @pytest.mark.parametrize("token", [None, "", "forged", "other-session"])
 def test_add_message_needs_a_valid_csrf_token(app, client, auth, token):
     """Posting a message refuses missing or forged tokens and stores nothing."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     if token == "other-session":
         token = csrf_token(app.test_client(), "/login")
     data = {"text": "hi"} if token is None else {"text": "hi", "csrf_token": token}
@@ -280,15 +273,13 @@ def test_api_is_exempt_from_csrf(api):
 def test_ui_username_too_long(app, client, auth):
     """The form refuses a 65-character name with a clear error box."""
     rv = auth.register("u" * (MAX_USERNAME + 1))
-    assert "The username is too long (at most 64 characters)" in rv.get_data(
-        as_text=True
-    )
+    assert "The username is too long (at most 64 characters)" in rv.get_data(as_text=True)
     assert sql(app, 'SELECT count(*) FROM "user"') == [(0,)]
 
 
 def test_ui_message_too_long(app, client, auth):
     """A message over 1000 characters is not stored and the user is told."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     data = {"text": "m" * (MAX_MESSAGE + 1), "csrf_token": csrf_token(client, "/")}
     rv = client.post("/add_message", data=data, follow_redirects=True)
     assert rv.status_code == 200
@@ -298,7 +289,7 @@ def test_ui_message_too_long(app, client, auth):
 
 def test_ui_oversized_form_is_413(client, auth):
     """A form body over 64 KiB gets a 413 HTML page."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     data = {"text": TOO_BIG, "csrf_token": csrf_token(client, "/")}
     rv = client.post("/add_message", data=data)
     assert rv.status_code == 413
@@ -308,10 +299,7 @@ def test_ui_oversized_form_is_413(client, auth):
 @pytest.mark.parametrize("fields", [{}, {"username": "alice"}, {"password": "x"}])
 def test_ui_login_with_missing_fields(client, auth, fields):
     """Missing form fields are ordinary login errors."""
-    auth.register("alice")
-    rv = client.post(
-        "/login", data={**fields, "csrf_token": csrf_token(client, "/login")}
-    )
+    rv = client.post("/login", data={**fields, "csrf_token": csrf_token(client, "/login")})
     assert rv.status_code == 200
     assert "Invalid" in rv.get_data(as_text=True)
 
@@ -322,13 +310,13 @@ def test_ui_login_with_missing_fields(client, auth, fields):
 )
 def test_ui_hostile_paths_are_never_a_500(client, auth, path):
     """NUL bytes and huge names in UI paths are a 404 page, not a 500."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     assert client.get(path).status_code == 404
 
 
 def test_ui_nul_in_form_fields_is_never_a_500(app, client, auth):
     """NUL bytes in form fields never reach the database as a crash."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     data = {"text": "a\x00b", "csrf_token": csrf_token(client, "/")}
     assert client.post("/add_message", data=data).status_code < 500
     auth.logout()

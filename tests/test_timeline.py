@@ -36,9 +36,7 @@ def test_public_timeline_empty(client):
     html = client.get("/public").get_data(as_text=True)
     assert page_title(html) == "Public Timeline | MiniTwit"
     assert "MiniTwit" in html
-    assert (
-        "There&#39;s no message so far." in html or "There's no message so far." in html
-    )
+    assert "There&#39;s no message so far." in html or "There's no message so far." in html
     for link in ("public timeline", "sign up", "sign in"):
         assert link in html
     assert "sign out" not in html
@@ -74,7 +72,7 @@ def test_message_shows_gravatar_date_and_author(app, client):
 @pytest.mark.parametrize("path", ["/public", "/alice", "/"])
 def test_flagged_messages_are_hidden(app, client, auth, path):
     """``flagged=1`` hides a message on every page."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     insert_messages(app, "alice", 1, flagged=1)
     add_message(client, "visible")
     html = client.get(path).get_data(as_text=True)
@@ -84,7 +82,7 @@ def test_flagged_messages_are_hidden(app, client, auth, path):
 
 def test_message_text_is_escaped(app, client, auth):
     """Message text is HTML-escaped everywhere it is shown."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     add_message(client, "<script>alert(1)</script>")
     for path in ("/", "/public", "/alice"):
         html = client.get(path).get_data(as_text=True)
@@ -97,14 +95,12 @@ def test_message_text_is_escaped(app, client, auth):
 
 def test_my_timeline_page(client, auth):
     """My Timeline: title, logged-in nav, and the share box."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     html = client.get("/").get_data(as_text=True)
     assert page_title(html) == "My Timeline | MiniTwit"
     for text in ("my timeline", "public timeline", "sign out [alice]"):
         assert text in html
-    assert (
-        "What&#39;s on your mind alice?" in html or "What's on your mind alice?" in html
-    )
+    assert "What&#39;s on your mind alice?" in html or "What's on your mind alice?" in html
     assert re.search(r'<input[^>]*type="submit"[^>]*value="Share"', html)
     assert re.search(r'<form[^>]*action="/add_message"[^>]*method="post"', html, re.I)
 
@@ -114,7 +110,7 @@ def test_my_timeline_has_own_and_followed_messages_only(app, client, auth):
     insert_users(app, ["bob", "carol"])
     insert_messages(app, "bob", 20, start=1000)
     insert_messages(app, "carol", 5, start=5000)
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     client.get("/bob/follow")
     add_message(client, "own words")
     html = client.get("/").get_data(as_text=True)
@@ -124,7 +120,7 @@ def test_my_timeline_has_own_and_followed_messages_only(app, client, auth):
 
 def test_add_message_stores_it(app, client, auth):
     """A non-empty message is stored, flashed, and redirects to ``/``."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     data = {"text": "hello", "csrf_token": csrf_token(client, "/")}
     rv = client.post("/add_message", data=data)
     assert rv.status_code == 302
@@ -136,10 +132,8 @@ def test_add_message_stores_it(app, client, auth):
 @pytest.mark.parametrize("data", [{"text": ""}, {}])
 def test_add_empty_message_stores_nothing(app, client, auth, data):
     """An empty or missing text stores nothing and flashes nothing."""
-    auth.register_and_login("alice")
-    rv = client.post(
-        "/add_message", data={**data, "csrf_token": csrf_token(client, "/")}
-    )
+    auth.login_as("alice")
+    rv = client.post("/add_message", data={**data, "csrf_token": csrf_token(client, "/")})
     assert rv.status_code == 302
     assert "Your message was recorded" not in client.get("/").get_data(as_text=True)
     assert sql(app, "SELECT count(*) FROM message") == [(0,)]
@@ -174,14 +168,14 @@ def test_user_page_anonymous(app, client):
 
 def test_user_page_self(client, auth):
     """Your own page says so."""
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     assert "This is you!" in client.get("/alice").get_data(as_text=True)
 
 
 def test_user_page_follow_states(app, client, auth):
     """Not following: a Follow link; following: an Unfollow link."""
     insert_users(app, ["bob"])
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     html = client.get("/bob").get_data(as_text=True)
     assert "You are not yet following this user." in html
     assert 'href="/bob/follow"' in html and "Follow user" in html
@@ -194,13 +188,11 @@ def test_user_page_follow_states(app, client, auth):
 def test_follow_and_unfollow(app, client, auth):
     """Follow and unfollow flash the contract's texts and redirect to the user page."""
     insert_users(app, ["bob"])
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     rv = client.get("/bob/follow")
     assert rv.status_code == 302
     assert rv.headers["Location"].endswith("/bob")
-    assert "You are now following &#34;bob&#34;" in client.get("/bob").get_data(
-        as_text=True
-    )
+    assert "You are now following &#34;bob&#34;" in client.get("/bob").get_data(as_text=True)
     assert sql(app, "SELECT count(*) FROM follower") == [(1,)]
     client.get("/bob/follow")
     assert sql(app, "SELECT count(*) FROM follower") == [(1,)]
@@ -214,7 +206,7 @@ def test_follow_anonymous_is_401_and_unknown_is_404(app, client, auth, action):
     """Anonymous follow/unfollow is 401; an unknown user is 404."""
     insert_users(app, ["bob"])
     assert client.get(f"/bob/{action}").status_code == 401
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     assert client.get(f"/nobody/{action}").status_code == 404
 
 
@@ -222,7 +214,7 @@ def test_username_with_space_in_ui(app, client, auth):
     """Names with spaces work in the UI's URLs."""
     insert_users(app, ["Jane Doe"])
     insert_messages(app, "Jane Doe", 1)
-    auth.register_and_login("alice")
+    auth.login_as("alice")
     assert client.get("/Jane%20Doe").status_code == 200
     rv = client.get("/Jane%20Doe/follow", follow_redirects=True)
     assert "You are now following &#34;Jane Doe&#34;" in rv.get_data(as_text=True)
