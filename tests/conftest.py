@@ -195,6 +195,29 @@ def sim_api(request):
         yield FlaskApi(app.test_client(), app.config.get("API_PREFIX", "/api"))
 
 
+@pytest.fixture
+def app_factory(sqlite_database):
+    """Build apps with extra config on the session's (emptied) SQLite database.
+
+    A key given as None is dropped from the test mapping, so the environment
+    decides it: ``app_factory(SECRET_KEY=None)`` reads ``SECRET_KEY``/``_FILE``.
+    """
+    from minitwit import create_app
+
+    apps = []
+
+    def factory(**overrides):
+        config = test_config(sqlite_database, **overrides)
+        app = create_app({key: value for key, value in config.items() if value is not None})
+        apps.append(app)
+        return app
+
+    empty_database(sqlite_database)
+    yield factory
+    for app in apps:
+        dispose(app)
+
+
 class AuthActions:
     """Log in and out through the real forms (flaskr's ``AuthActions``)."""
 

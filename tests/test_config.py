@@ -1,0 +1,235 @@
+"""Configuration from the environment: ``_FILE`` secrets, production guards, the proxy."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from flask import request
+from helpers import REPO_ROOT
+from helpers import SERVICE_DIR
+from helpers import basic_auth
+from helpers import csrf_token
+from helpers import insert_users
+from minitwit.config import DEV_SECRET_KEY
+from minitwit.config import ConfigError
+from minitwit.config import engine_options
+from minitwit.config import normalise_database_url
+
+SETTINGS = [
+    "MINITWIT_ENV",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SIMULATOR_AUTH",
+    "API_PREFIX",
+    "TRUSTED_PROXY_HOPS",
+    "SESSION_COOKIE_SECURE",
+    "DB_POOL_SIZE",
+]
+GOOD_KEY = "a-long-random-production-secret-key"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Start every test from an environment without MiniTwit settings."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+
+
+def secret_file(tmp_path, name, content):
+    """Write ``content`` (plus a newline, as editors do) to a secret file."""
+    path = tmp_path / name
+    path.write_text(content + "\n", encoding="utf-8")
+    return str(path)
+
+
+def add_whoami(app):
+    """Add a route that shows what the app believes about the client."""
+    app.add_url_rule("/_whoami", "whoami", lambda: f"{request.scheme} {request.remote_addr}")
+    return app
+
+
+# --- reading settings --------------------------------------------------------------
+
+
+def test_development_defaults(app_factory):
+    """Without settings: development, SQLite in the instance folder, dev key, /api."""
+    app = app_factory(SECRET_KEY=None, SQLALCHEMY_DATABASE_URI=None, SQLALCHEMY_ENGINE_OPTIONS=None)
+    assert app.config["MINITWIT_ENV"] == "development"
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    assert uri == "sqlite:///" + os.path.join(app.instance_path, "minitwit.db")
+    assert app.config["SECRET_KEY"] == DEV_SECRET_KEY
+    assert app.config["API_PREFIX"] == "/api"
+    assert app.config["SESSION_COOKIE_SECURE"] is False
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+
+
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("SECRET_KEY", "SECRET_KEY", "from-the-environment-1234"),
+        ("SIMULATOR_AUTH", "SIMULATOR_AUTH", "bot:pw"),
+        ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_secrets_from_env_and_file(app_factory, monkeypatch, tmp_path, name, key, value):
+    """Every secret is read from ``$NAME``, or from the file ``$NAME_FILE`` names."""
+    drop = {key: None, "SQLALCHEMY_ENGINE_OPTIONS": None}
+    monkeypatch.setenv(name, value)
+    assert app_factory(**drop).config[key] == value
+    monkeypatch.setenv(name, "ignored-when-a-file-is-given")
+    monkeypatch.setenv(f"{name}_FILE", secret_file(tmp_path, name, value))
+    assert app_factory(**drop).config[key] == value
+
+
+def test_unreadable_secret_file_is_a_clear_error(app_factory, monkeypatch, tmp_path):
+    """A ``_FILE`` that cannot be read stops start-up and names the setting."""
+    monkeypatch.setenv("SECRET_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="SECRET_KEY_FILE"):
+        app_factory(SECRET_KEY=None)
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgres://u:p@db/minitwit", "postgresql+psycopg://u:p@db/minitwit"),
+        ("postgresql://u@db:5432/m", "postgresql+psycopg://u@db:5432/m"),
+        ("postgresql+psycopg://u@db/m", "postgresql+psycopg://u@db/m"),
+        ("sqlite:///relative.db", "sqlite:///relative.db"),
+    ],
+)
+def test_database_urls_use_psycopg3(url, expected):
+    """Plain PostgreSQL URLs are normalised to the psycopg 3 driver."""
+    assert normalise_database_url(url) == expected
+
+
+def test_pool_settings_from_env(monkeypatch):
+    """PostgreSQL pool sizes come from the environment; SQLite gets a busy timeout."""
+    monkeypatch.setenv("DB_POOL_SIZE", "7")
+    assert engine_options("postgresql+psycopg://db/m")["pool_size"] == 7
+    assert engine_options("sqlite://")["connect_args"]["timeout"] > 0
+    monkeypatch.setenv("DB_POOL_SIZE", "")
+    assert engine_options("postgresql+psycopg://db/m")["pool_size"] > 0
+
+
+@pytest.mark.parametrize("name, value", [("MINITWIT_ENV", "staging"), ("TRUSTED_PROXY_HOPS", "lots")])
+def test_invalid_settings_are_refused(app_factory, monkeypatch, name, value):
+    """An unknown environment or a non-integer number stops start-up clearly."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        app_factory()
+
+
+def test_simulator_credentials_are_configurable(app_factory, monkeypatch):
+    """``SIMULATOR_AUTH`` replaces the default credentials of the API."""
+    monkeypatch.setenv("SIMULATOR_AUTH", "bot:pw")
+    client = app_factory().test_client()
+    assert client.get("/api/msgs", headers=basic_auth("bot:pw")).status_code == 200
+    default = basic_auth("simulator:super_safe!")
+    assert client.get("/api/msgs", headers=default).status_code == 403
+
+
+def test_api_prefix_is_configurable(app_factory, monkeypatch):
+    """``API_PREFIX`` moves the API; a trailing slash is ignored."""
+    monkeypatch.setenv("API_PREFIX", "/sim/")
+    client = app_factory().test_client()
+    assert client.get("/sim/latest").get_json() == {"latest": -1}
+    assert client.get("/api/latest").status_code == 404
+
+
+# --- production --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, DEV_SECRET_KEY, "short"])
+def test_production_refuses_a_development_secret_key(app_factory, monkeypatch, key):
+    """Production does not start with a missing, default or short secret key."""
+    monkeypatch.setenv("MINITWIT_ENV", "production")
+    if key:
+        monkeypatch.setenv("SECRET_KEY", key)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        app_factory(SECRET_KEY=None)
+
+
+def test_production_cli_refuses_to_start_without_a_key(tmp_path):
+    """The real ``flask`` command exits non-zero with a clear message."""
+    env = {
+        **os.environ,
+        "MINITWIT_ENV": "production",
+        "PYTHONPATH": str(SERVICE_DIR),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    env.pop("SECRET_KEY", None)
+    env.pop("SECRET_KEY_FILE", None)
+    cmd = [sys.executable, "-m", "flask", "--app", "minitwit", "migrate"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "SECRET_KEY" in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_production_with_key_file(app_factory, monkeypatch, tmp_path):
+    """Production starts with a real key from a file, with secure cookies and https."""
+    monkeypatch.setenv("MINITWIT_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY_FILE", secret_file(tmp_path, "key", GOOD_KEY))
+    app = app_factory(SECRET_KEY=None)
+    assert app.config["SECRET_KEY"] == GOOD_KEY
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["PREFERRED_URL_SCHEME"] == "https"
+
+
+# --- behind the proxy --------------------------------------------------------------
+
+
+def test_proxy_headers_are_trusted_for_one_hop(app_factory):
+    """ProxyFix takes scheme and client address from the one proxy in front."""
+    client = add_whoami(app_factory()).test_client()
+    headers = {
+        "X-Forwarded-For": "198.51.100.1, 203.0.113.9",
+        "X-Forwarded-Proto": "https",
+    }
+    # only the last hop (Traefik's view of the client) is trusted, not a forged one
+    assert client.get("/_whoami", headers=headers).text == "https 203.0.113.9"
+    assert client.get("/_whoami").text == "http 127.0.0.1"
+
+
+def test_proxy_headers_ignored_without_trusted_hops(app_factory, monkeypatch):
+    """With ``TRUSTED_PROXY_HOPS=0`` forwarded headers are not believed."""
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "0")
+    client = add_whoami(app_factory()).test_client()
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    assert client.get("/_whoami", headers=headers).text == "http 127.0.0.1"
+
+
+def session_cookie_header(response) -> str:
+    """The Set-Cookie header of the session cookie."""
+    cookies = response.headers.getlist("Set-Cookie")
+    [cookie] = [c for c in cookies if c.startswith("session=")]
+    return cookie
+
+
+def test_secure_session_cookie_over_https_in_production(app_factory, monkeypatch):
+    """Behind HTTPS in production the session cookie is Secure, HttpOnly, SameSite."""
+    monkeypatch.setenv("MINITWIT_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    app = app_factory(SECRET_KEY=None)
+    insert_users(app, ["alice"])
+    client = app.test_client()
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    token = csrf_token(client, "/login")
+    data = {"username": "alice", "password": "default", "csrf_token": token}
+    # a browser sends its same-origin Referer; Flask-WTF checks it over HTTPS
+    headers = {**https, "Referer": "https://localhost/login"}
+    rv = client.post("/login", data=data, headers=headers)
+    assert rv.status_code == 302
+    cookie = session_cookie_header(rv)
+    for attribute in ("Secure", "HttpOnly", "SameSite=Lax"):
+        assert attribute in cookie
+
+
+def test_development_cookie_is_not_secure(app_factory):
+    """On plain HTTP in development the cookie works without the Secure flag."""
+    rv = app_factory().test_client().get("/login")
+    cookie = session_cookie_header(rv)
+    assert "Secure" not in cookie
+    assert "HttpOnly" in cookie
