@@ -60,7 +60,8 @@ COPY service/ /app/
 RUN install -d -o minitwit -g minitwit /app/instance
 COPY docker/entrypoint.sh /usr/local/bin/minitwit-entrypoint
 
-USER minitwit
+# Numeric, so the runtime needs no passwd lookup (the minitwit user created above).
+USER 10001:10001
 # 5000: the web app (routed by Traefik); 9200: Prometheus metrics (internal network only).
 EXPOSE 5000 9200
 
