@@ -36,6 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_checked(cmd: list[str], **kwargs) -> None:
+    """Run a command quietly; on failure raise with the tail of its output, which says why."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip()[-2000:]
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{tail}")
+
+
 def pg_bindir() -> Path:
     """PostgreSQL's server binaries, found through pg_config."""
     pg_config = shutil.which("pg_config")
@@ -62,13 +70,13 @@ def postgres(workdir: Path):
         shutil.chown(workdir, "postgres")
         shutil.chown(sockets, "postgres")
     initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "minitwit", "--auth=trust", "-E", "UTF8"]
-    subprocess.run(_as_postgres([*initdb, "--no-locale"]), check=True, capture_output=True)
+    run_checked(_as_postgres([*initdb, "--no-locale"]))
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1"
     ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "postgres.log"), "-w", "-t", "60"]
-    subprocess.run(_as_postgres([*ctl, "-o", options, "start"]), check=True, capture_output=True)
+    run_checked(_as_postgres([*ctl, "-o", options, "start"]))
     try:
-        subprocess.run(_as_postgres([str(bindir / "createdb"), "-h", str(sockets), "-p", str(port),
-                                     "-U", "minitwit", "minitwit"]), check=True, capture_output=True)
+        createdb = [str(bindir / "createdb"), "-h", str(sockets), "-p", str(port), "-U", "minitwit", "minitwit"]
+        run_checked(_as_postgres(createdb))
         yield f"postgresql+psycopg://minitwit@127.0.0.1:{port}/minitwit"
     finally:
         subprocess.run(_as_postgres([*ctl, "-m", "fast", "stop"]), capture_output=True)
@@ -79,7 +87,6 @@ def app_env(database_url: str, port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MINITWIT_ENV", "production")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))
-    env.setdefault("LOG_LEVEL", "warning")
     env |= {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
             "METRICS_PORT": str(free_port()), "PYTHONPATH": str(SERVICE)}
     return env
@@ -92,8 +99,7 @@ def app_server(database_url: str, workdir: Path):
         raise Unavailable(f"{SERVICE / 'minitwit'} does not exist yet")
     port = free_port()
     env = app_env(database_url, port)
-    subprocess.run([str(VENV_BIN / "flask"), "--app", "minitwit", "migrate"], env=env, cwd=REPO,
-                   check=True, capture_output=True)
+    run_checked([str(VENV_BIN / "flask"), "--app", "minitwit", "migrate"], env=env, cwd=REPO)
     log = open(workdir / "gunicorn.log", "wb")
     cmd = [str(VENV_BIN / "gunicorn"), "-c", str(SERVICE / "gunicorn.conf.py"), "minitwit:create_app()"]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

@@ -121,11 +121,13 @@ def bench(args: argparse.Namespace, url: str, database_url: str | None) -> dict:
     target = parse_target(url, args.cacert, args.resolve_to)
     actions = load_actions(rows=args.rows)
     result = {"meta": {"url": url, "rows": len(actions), "machine": machine(), "timeout_s": TIMEOUT_S,
-                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, "runs": []}
+                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "loadavg_before": os.getloadavg()}, "runs": []}
     for clients in (int(c) for c in args.clients.split(",")):
         if database_url:
             local.reset_database(database_url)
         result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path))
+    result["meta"]["loadavg_after"] = os.getloadavg()
     if args.compare_engines:
         result["engines"] = compare_engines(target, args.noop_path, len(actions), max(int(c) for c in args.clients.split(",")))
     return result
