@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -21,63 +22,19 @@ from helpers import FlaskApi
 from helpers import HttpApi
 from helpers import ThrowawayPostgres
 from helpers import create_pg_database
+from helpers import dispose
+from helpers import drop_pg_database
 from helpers import insert_users
 from helpers import login
 from helpers import logout
+from helpers import make_app
+from helpers import migrate
 from helpers import postgres_bindir
 from helpers import register
+from helpers import test_config
 
 BACKENDS = ["sqlite", "postgresql"]
 LIVE_API_URL = os.environ.get("MINITWIT_API_URL")
-TEST_SECRET_KEY = "test-secret-key-not-for-production"
-
-
-def test_config(database_url: str, **overrides) -> dict:
-    """The mapping every test app is created with (flaskr's ``test_config``)."""
-    from minitwit.config import engine_options
-
-    return {
-        "TESTING": True,
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        # options follow the URL (SQLite's busy timeout is no libpq option)
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
-        **overrides,
-    }
-
-
-test_config.__test__ = False  # not a test, despite the name
-
-
-def make_app(database_url: str, **overrides):
-    """Create an app bound to ``database_url``."""
-    from minitwit import create_app
-
-    return create_app(test_config(database_url, **overrides))
-
-
-def dispose(app):
-    """Close the app's pooled connections so PostgreSQL sessions do not pile up."""
-    from minitwit.extensions import db
-
-    with app.app_context():
-        db.engine.dispose()
-
-
-def migrate(database_url: str):
-    """Bring ``database_url`` to the newest schema with the app's migrate command."""
-    app = make_app(database_url)
-    result = invoke(app, "migrate")
-    dispose(app)
-    assert result.exit_code == 0, result.output + repr(result.exception)
-
-
-def invoke(app, *args: str):
-    """Run a ``flask`` command of ``app`` in-process, inside an app context like the CLI."""
-    with app.app_context():
-        return app.test_cli_runner().invoke(args=list(args))
-
-
 # --- databases ------------------------------------------------------------------------
 
 
@@ -121,6 +78,18 @@ def postgresql_database(postgres_server):
 def database_url(request):
     """URL of a migrated database; every test using it runs once per backend."""
     return request.getfixturevalue(f"{request.param}_database")
+
+
+@pytest.fixture(params=BACKENDS)
+def blank_database_url(request, tmp_path):
+    """URL of a brand-new database without any schema (per test, per backend)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"blank_{uuid.uuid4().hex[:12]}"
+    yield create_pg_database(server, name)
+    drop_pg_database(server, name)
 
 
 _TABLES: dict[str, list[str]] = {}
