@@ -6,6 +6,7 @@ import contextlib
 import json
 
 import pytest
+from conftest import fresh_app
 from helpers import API_AUTH
 from helpers import fast_hash
 from helpers import insert_messages
@@ -13,8 +14,6 @@ from helpers import insert_users
 from helpers import login
 from helpers import sql
 from sqlalchemy import event
-
-from conftest import fresh_app
 
 READS = {
     "public": ("/public", {}),
