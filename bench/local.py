@@ -87,8 +87,13 @@ def app_env(database_url: str, port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MINITWIT_ENV", "production")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))
-    env |= {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
-            "METRICS_PORT": str(free_port()), "PYTHONPATH": str(SERVICE)}
+    env |= {
+        "DATABASE_URL": database_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "METRICS_PORT": str(free_port()),
+        "PYTHONPATH": str(SERVICE),
+    }
     return env
 
 

@@ -73,13 +73,23 @@ def run_once(target: Target, actions, clients: int, engine: str, noop_path: str)
     run = ENGINES[engine]
     replay = run(target, replay_jobs(target, actions), Scheduler(actions), clients, TIMEOUT_S)
     latest = final_latest(target)
-    noop = run(origin_of(target), noop_jobs(origin_of(target), noop_path, len(actions)),
-               FlatOrder(len(actions)), clients, TIMEOUT_S)
+    noop = run(
+        origin_of(target),
+        noop_jobs(origin_of(target), noop_path, len(actions)),
+        FlatOrder(len(actions)),
+        clients,
+        TIMEOUT_S,
+    )
     replay_s, noop_s = summarize(replay), summarize(noop)
     return {
-        "mode": "sequential" if clients == 1 else "concurrent", "clients": clients, "engine": engine,
-        "replay": replay_s, "final_latest": latest, "expected_latest": actions[-1].latest,
-        "noop_path": noop_path, "noop": noop_s,
+        "mode": "sequential" if clients == 1 else "concurrent",
+        "clients": clients,
+        "engine": engine,
+        "replay": replay_s,
+        "final_latest": latest,
+        "expected_latest": actions[-1].latest,
+        "noop_path": noop_path,
+        "noop": noop_s,
         "app_vs_noop": replay_s["throughput_rps"] / noop_s["throughput_rps"] if noop_s["throughput_rps"] else 0.0,
     }
 
@@ -96,9 +106,13 @@ def compare_engines(target: Target, noop_path: str, n: int, clients: int) -> dic
 
 def machine() -> str:
     """One line describing where the numbers come from."""
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return f"{os.cpu_count()} CPU(s) {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    return (
+        f"{os.cpu_count()} CPU(s) {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -120,16 +134,26 @@ def bench(args: argparse.Namespace, url: str, database_url: str | None) -> dict:
     """Run every requested replay against ``url``; empty the database first when it is ours."""
     target = parse_target(url, args.cacert, args.resolve_to)
     actions = load_actions(rows=args.rows)
-    result = {"meta": {"url": url, "rows": len(actions), "machine": machine(), "timeout_s": TIMEOUT_S,
-                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                       "loadavg_before": os.getloadavg()}, "runs": []}
+    result = {
+        "meta": {
+            "url": url,
+            "rows": len(actions),
+            "machine": machine(),
+            "timeout_s": TIMEOUT_S,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg_before": os.getloadavg(),
+        },
+        "runs": [],
+    }
     for clients in (int(c) for c in args.clients.split(",")):
         if database_url:
             local.reset_database(database_url)
         result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path))
     result["meta"]["loadavg_after"] = os.getloadavg()
     if args.compare_engines:
-        result["engines"] = compare_engines(target, args.noop_path, len(actions), max(int(c) for c in args.clients.split(",")))
+        result["engines"] = compare_engines(
+            target, args.noop_path, len(actions), max(int(c) for c in args.clients.split(","))
+        )
     return result
 
 

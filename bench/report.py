@@ -36,13 +36,18 @@ def run_text(run: dict) -> list[str]:
 def render(result: dict) -> str:
     """The whole report as text."""
     meta = result["meta"]
-    lines = [f"MiniTwit replay of {meta['rows']} scenario rows against {meta['url']}", f"  machine: {meta['machine']}",
-             f"  load average (1/5/15 min) before {_load(meta['loadavg_before'])}, after {_load(meta['loadavg_after'])}"]
+    lines = [
+        f"MiniTwit replay of {meta['rows']} scenario rows against {meta['url']}",
+        f"  machine: {meta['machine']}",
+        f"  load average (1/5/15 min) before {_load(meta['loadavg_before'])}, after {_load(meta['loadavg_after'])}",
+    ]
     for run in result["runs"]:
         lines += ["", *run_text(run)]
     for name, engine in result.get("engines", {}).items():
-        lines.append(f"engine {name}: {engine['throughput_rps']} req/s on the no-op,"
-                     f" {engine['generator_cpu_us_per_request']} us CPU/request")
+        lines.append(
+            f"engine {name}: {engine['throughput_rps']} req/s on the no-op,"
+            f" {engine['generator_cpu_us_per_request']} us CPU/request"
+        )
     return "\n".join(lines)
 
 

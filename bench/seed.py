@@ -17,7 +17,7 @@ BUSY_SHARE = 0.02
 FAN_FOLLOWS = 150
 FLAGGED_SHARE = 0.01
 EPOCH0 = 1_600_000_000  # pub_date of message 0; each next message is 30 s later
-WORDS = ("hour yesterday white face saw the of and my it to was that in he I with had his as for on but".split())
+WORDS = "hour yesterday white face saw the of and my it to was that in he I with had his as for on but".split()
 
 
 def connect(database_url: str) -> psycopg.Connection:

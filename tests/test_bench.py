@@ -36,10 +36,7 @@ def scenario():
 
 
 def test_scenario_has_the_simulator_workload(scenario):
-    counts = {
-        c: sum(1 for a in scenario if a.command == c)
-        for c in ("register", "tweet", "follow", "unfollow")
-    }
+    counts = {c: sum(1 for a in scenario if a.command == c) for c in ("register", "tweet", "follow", "unfollow")}
     assert len(scenario) == 25922
     assert counts == {"register": 200, "tweet": 11306, "follow": 9751, "unfollow": 4665}
     assert [a.latest for a in scenario] == list(range(25922))
@@ -126,9 +123,7 @@ def test_concurrent_replay_keeps_each_users_order(scenario, seed):
     assert len(started) == len(finished) == len(actions)
     previous, registered = {}, {}
     for i, action in enumerate(actions):
-        if (
-            action.username in previous
-        ):  # the user's previous action finished before this one started
+        if action.username in previous:  # the user's previous action finished before this one started
             assert finished[previous[action.username]] < started[i]
         if action.target() in registered:  # so did the other user's register
             assert finished[registered[action.target()]] < started[i]
@@ -234,10 +229,7 @@ def test_fetch_sends_the_simulators_headers_and_reads_the_status(server):
     target = parse_target(server + "/api")
     raw = build_request(target, "POST", "/400?latest=7", b'{"a": 1}')
     assert raw.startswith(b"POST /api/400?latest=7 HTTP/1.1\r\n")
-    assert (
-        b"\r\nConnection: close\r\n" in raw
-        and b"\r\nContent-Type: application/json\r\n" in raw
-    )
+    assert b"\r\nConnection: close\r\n" in raw and b"\r\nContent-Type: application/json\r\n" in raw
     assert fetch(target, raw, 2.0) == (400, None)
     assert Handler.seen == [("/api/400?latest=7", AUTHORIZATION, b'{"a": 1}')]
 
