@@ -87,8 +87,9 @@ def http_get(url: str) -> str:
         return response.read().decode()
 
 
-def wait_until(check, what: str, seconds: float = 30):
-    """Poll ``check()`` until it returns a truthy value; fail after ``seconds``."""
+def wait_until(check, what: str, seconds: float = 30, log=None):
+    """Poll ``check()`` until it returns a truthy value; fail after ``seconds``
+    (with the end of the server's ``log`` file, if given)."""
     deadline = time.monotonic() + seconds
     last = None
     while time.monotonic() < deadline:
@@ -97,7 +98,8 @@ def wait_until(check, what: str, seconds: float = 30):
             if last:
                 return last
         time.sleep(0.3)
-    pytest.fail(f"timed out after {seconds}s waiting for {what}; last answer: {last!r}")
+    tail = log.read_text(errors="replace")[-3000:] if log else ""
+    pytest.fail(f"timed out after {seconds}s waiting for {what}; last answer: {last!r}\n{tail}")
 
 
 def run_checked(args: list, env: dict | None = None):
@@ -196,7 +198,9 @@ def app_server(tmp_path_factory):
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "multiproc")
     with running(gunicorn, tmp / "gunicorn.log", env):
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_get(f"http://127.0.0.1:{metrics_port}/metrics"), "app metrics")
+        wait_until(
+            lambda: http_get(f"http://127.0.0.1:{metrics_port}/metrics"), "app metrics", log=tmp / "gunicorn.log"
+        )
         api = HttpApi(base + "/api")
         for name in ("obs_alice", "obs_bob"):
             api_register(api, name)
@@ -259,7 +263,9 @@ def traefik_server(app_server, tmp_path_factory):
         f"--providers.file.filename={tmp}/dynamic.yml",
     ]
     with running(args, tmp / "traefik.log"):
-        wait_until(lambda: http_get(f"http://127.0.0.1:{web}/public"), "Traefik routing to the app")
+        wait_until(
+            lambda: http_get(f"http://127.0.0.1:{web}/public"), "Traefik routing to the app", log=tmp / "traefik.log"
+        )
         http_get(f"http://127.0.0.1:{web}/api/latest")
         yield {"metrics_port": metrics}
 
@@ -296,8 +302,8 @@ def prometheus(app_server, traefik_server, tmp_path_factory):
     ]
     with running(args, tmp / "prometheus.log"):
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: all_targets_up(url), "every scrape target up")
-        wait_until(lambda: all_rules_evaluated(url), "every rule evaluated")
+        wait_until(lambda: all_targets_up(url), "every scrape target up", log=tmp / "prometheus.log")
+        wait_until(lambda: all_rules_evaluated(url), "every rule evaluated", log=tmp / "prometheus.log")
         yield url
 
 
