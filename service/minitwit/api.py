@@ -27,6 +27,7 @@ from .extensions import db
 bp = Blueprint("api", __name__)
 
 NOT_AUTHORIZED = "You are not authorized to use this resource!"
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # what the latest column holds; other values are ignored
 NO_CONTENT = ("", 204)
 
 
@@ -34,9 +35,10 @@ NO_CONTENT = ("", 204)
 def parse_latest() -> None:
     """Remember ``?latest=`` for this request if it parses as an int."""
     try:
-        g.latest = int(request.args["latest"])
+        latest = int(request.args["latest"])
     except (KeyError, ValueError):
-        g.latest = None
+        latest = None
+    g.latest = latest if latest is not None and BIGINT_MIN <= latest <= BIGINT_MAX else None
 
 
 def records_latest(view):
@@ -171,6 +173,8 @@ def post_message(username):
         return error_response(400, "The field 'content' must be a non-empty string")
     if len(content) > limit:
         return error_response(400, f"The message is too long (at most {limit} characters)")
+    if not models.storable(content):
+        return error_response(400, "The message contains characters that cannot be stored (NUL or invalid Unicode)")
     models.add_message(user_id, content)
     commit_latest()
     metrics.MESSAGES_POSTED.labels(source="api").inc()

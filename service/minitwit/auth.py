@@ -12,7 +12,6 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
@@ -21,6 +20,7 @@ from . import metrics
 from .extensions import db
 from .models import User
 from .models import get_user_id
+from .models import storable
 
 bp = Blueprint("auth", __name__)
 
@@ -57,6 +57,8 @@ def needs_rehash(pw_hash: str) -> bool:
 def registration_error(username: str, email: str, password: str, password2: str | None = None) -> str | None:
     """Return the first failing registration check's message, in the contract's order, or None."""
     config = current_app.config
+    if not all(storable(field or "") for field in (username, email, password, password2)):
+        return "The form contains characters that cannot be stored (NUL or invalid Unicode)"
     if not username:
         return "You have to enter a username"
     if len(username) > config["MAX_USERNAME_LENGTH"]:
@@ -110,7 +112,8 @@ def login():
     error = None
     if request.method == "POST":
         password = request.form.get("password", "")
-        user = db.session.scalar(select(User).where(User.username == request.form.get("username", "")))
+        user_id = get_user_id(request.form.get("username", ""))
+        user = db.session.get(User, user_id) if user_id is not None else None
         if user is None:
             error = "Invalid username"
         elif not verify_password(user.pw_hash, password):

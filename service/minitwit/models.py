@@ -88,8 +88,21 @@ def _insert(model):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
+def storable(value: str) -> bool:
+    """Tell whether a string can be stored: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def get_user_id(username: str) -> int | None:
-    """Look up the id for a username."""
+    """Look up the id for a username; a name that could never be stored belongs to nobody."""
+    if not storable(username):
+        return None
     return db.session.scalar(select(User.user_id).where(User.username == username))
 
 

@@ -95,6 +95,8 @@ def add_message():
     limit = current_app.config["MAX_MESSAGE_LENGTH"]
     if len(text) > limit:
         flash(f"Your message is too long (at most {limit} characters); it was not recorded")
+    elif not models.storable(text):
+        flash("Your message contains characters that cannot be stored (NUL); it was not recorded")
     elif text.strip():
         models.add_message(g.user.user_id, text)
         db.session.commit()
