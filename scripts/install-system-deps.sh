@@ -11,6 +11,7 @@ packages=(
   mmdebstrap             # builds the Python base image without a registry
   pebble                 # Let's Encrypt's ACME test server, for real certificate issuance in CI
   openssl apache2-utils  # throwaway CA for Pebble; htpasswd for the Traefik dashboard secret
+  jq                     # scripts/apply-rulesets.sh reads the GitHub API's JSON
   curl ca-certificates
 )
 missing=()
