@@ -20,6 +20,7 @@ from flask import g
 from flask import request
 
 HOSTNAME = socket.gethostname()
+PROBE_PATHS = {"/health", "/ready"}  # polled every few seconds; only their failures are worth a line
 REQUEST_FIELDS = ("method", "route", "path", "status", "duration_ms", "request_id", "host", "remote_addr")
 request_logger = logging.getLogger("minitwit.request")
 
@@ -65,6 +66,8 @@ def init_request_logging(app: Flask) -> None:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers["X-Request-ID"] = request_id
         response.headers["X-Served-By"] = HOSTNAME
+        if request.path in PROBE_PATHS and response.status_code < 400:
+            return response
         request_logger.info(
             "%s %s %s",
             request.method,
