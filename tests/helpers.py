@@ -7,6 +7,7 @@ original MiniTwit tests: ``register(client, "foo", "default")``, ``api.post(...)
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json as jsonlib
 import os
@@ -14,10 +15,13 @@ import pathlib
 import pwd
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -459,3 +463,96 @@ def _libpq_url(url: str) -> str:
 def basic_auth(credentials: str) -> dict:
     """Authorization header for ``user:password``."""
     return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+
+
+# --- real processes: the flask CLI and gunicorn ----------------------------------------
+
+
+def process_env(database_url: str, **extra: str) -> dict:
+    """Environment for a MiniTwit process started from the repository root."""
+    env = {**os.environ, "PYTHONPATH": str(SERVICE_DIR), "DATABASE_URL": database_url, **extra}
+    for name in ("MINITWIT_ENV", "PROMETHEUS_MULTIPROC_DIR", "SECRET_KEY_FILE", "DATABASE_URL_FILE"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def run_flask(database_url: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run ``flask --app minitwit <args>`` in a fresh process; fail with its output."""
+    cmd = [sys.executable, "-m", "flask", "--app", "minitwit", *args]
+    env = process_env(database_url)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def http(url, method="GET", body=None, headers=None):
+    """One request to a local server; returns (status, text)."""
+    data = jsonlib.dumps(body).encode() if body is not None else None
+    hdrs = {"Content-Type": "application/json", **(headers or {})} if data else dict(headers or {})
+    req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as rv:
+            return rv.status, rv.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def wait_until_up(url, proc, attempts=120) -> bool:
+    """Poll ``url`` (at most ``attempts`` x 0.25 s) until it answers 200."""
+    for _ in range(attempts):
+        if proc.poll() is not None:
+            return False
+        try:
+            return http(url)[0] == 200
+        except OSError:
+            time.sleep(0.25)
+    return False
+
+
+@dataclass
+class Server:
+    """A running gunicorn: its app URL, metrics URL and captured stdout."""
+
+    url: str
+    metrics_url: str
+    log_path: pathlib.Path
+
+
+@contextlib.contextmanager
+def gunicorn_server(root: pathlib.Path, database_url: str, **extra: str):
+    """Serve the app with the real gunicorn.conf.py on free loopback ports."""
+    port, metrics_port = free_port(), free_port()
+    settings = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "MINITWIT_ENV": "development",
+        "PROMETHEUS_MULTIPROC_DIR": str(root / f"metrics-{port}"),
+        **extra,
+    }
+    server = Server(
+        f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", root / f"gunicorn-{port}.log"
+    )
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    cmd = [gunicorn, "-c", str(SERVICE_DIR / "gunicorn.conf.py"), "minitwit:create_app()"]
+    with open(server.log_path, "w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=process_env(database_url, **settings), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        assert wait_until_up(server.url + "/health", proc), server.log_path.read_text()
+        assert wait_until_up(server.metrics_url, proc), server.log_path.read_text()
+        yield server
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen):
+    """Stop a server gracefully (SIGTERM), killing it if it does not exit in time."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

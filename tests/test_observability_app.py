@@ -7,26 +7,20 @@ loopback ports and scrapes the master's separate metrics port.
 import io
 import json
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from datetime import datetime
 
 import pytest
 from helpers import API_AUTH
-from helpers import REPO_ROOT
-from helpers import SERVICE_DIR
 from helpers import api_follow
 from helpers import api_post
 from helpers import api_register
 from helpers import csrf_token
 from helpers import free_port
+from helpers import gunicorn_server
+from helpers import http
 from helpers import make_app
+from helpers import run_flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -213,69 +207,15 @@ def test_business_counters_count_api_and_ui(app, api, client, auth):
 # --- a real gunicorn with multiprocess metrics ---------------------------------------
 
 
-def http(url, method="GET", body=None, headers=None):
-    """One request to the local gunicorn; returns (status, text)."""
-    data = json.dumps(body).encode() if body is not None else None
-    hdrs = {"Content-Type": "application/json", **(headers or {})} if data else dict(headers or {})
-    req = urllib.request.Request(url, data=data, headers=hdrs, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as rv:
-            return rv.status, rv.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def wait_until_up(url, proc, attempts=120):
-    """Poll ``url`` (at most ``attempts`` × 0.25 s) until it answers."""
-    for _ in range(attempts):
-        if proc.poll() is not None:
-            return False
-        try:
-            return http(url)[0] == 200
-        except OSError:
-            time.sleep(0.25)
-    return False
-
-
 @pytest.fixture(scope="module")
 def gunicorn(tmp_path_factory):
     """A real gunicorn (2 workers) on free ports; yields (app_url, metrics_url, log_path)."""
     root = tmp_path_factory.mktemp("gunicorn")
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(SERVICE_DIR),
-        "DATABASE_URL": f"sqlite:///{root / 'minitwit.db'}",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "METRICS_PORT": str(metrics_port),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(root / "metrics"),
-        "APP_VERSION": "test-1.2.3",
-        "MINITWIT_ENV": "development",
-    }
-    flask = [sys.executable, "-m", "flask", "--app", "minitwit", "migrate"]
-    # the one-shot migrate runs before gunicorn creates the metrics directory
-    migrate_env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    subprocess.run(flask, cwd=REPO_ROOT, env=migrate_env, check=True, capture_output=True, timeout=120)
-    log_path = root / "stdout.log"
-    gunicorn_bin = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    cmd = [gunicorn_bin, "-c", str(SERVICE_DIR / "gunicorn.conf.py"), "minitwit:create_app()"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        base, metrics = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
-        assert wait_until_up(base + "/health", proc), log_path.read_text()
-        assert wait_until_up(metrics, proc), log_path.read_text()
-        yield base, metrics, log_path
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    database_url = f"sqlite:///{root / 'minitwit.db'}"
+    run_flask(database_url, "migrate")
+    env = {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2", "APP_VERSION": "test-1.2.3"}
+    with gunicorn_server(root, database_url, **env) as server:
+        yield server
 
 
 def send_traffic(base):
@@ -307,7 +247,7 @@ def value(all_samples, name, **labels):
 
 def test_gunicorn_serves_multiprocess_metrics(gunicorn):
     """The master's metrics port has HTTP metrics by endpoint and the business counters."""
-    base, metrics_url, _ = gunicorn
+    base, metrics_url = gunicorn.url, gunicorn.metrics_url
     send_traffic(base)
     scraped = samples(metrics_url)
     count = "flask_http_request_duration_seconds_count"
@@ -325,7 +265,7 @@ def test_gunicorn_serves_multiprocess_metrics(gunicorn):
 
 def test_metrics_never_use_raw_paths_and_skip_probes(gunicorn):
     """No label carries a URL path (cardinality), and probes are not tracked."""
-    base, metrics_url, _ = gunicorn
+    base, metrics_url = gunicorn.url, gunicorn.metrics_url
     send_traffic(base)
     scraped = samples(metrics_url)
     assert all(not str(v).startswith("/") for _, labels, _ in scraped for v in labels.values())
@@ -335,7 +275,7 @@ def test_metrics_never_use_raw_paths_and_skip_probes(gunicorn):
 
 def test_metrics_are_not_on_the_app_port(gunicorn):
     """The application port does not serve metrics."""
-    base, _, _ = gunicorn
+    base = gunicorn.url
     status, text = http(base + "/metrics")
     assert status == 404
     assert "flask_http_request" not in text
@@ -343,7 +283,7 @@ def test_metrics_are_not_on_the_app_port(gunicorn):
 
 def test_gunicorn_stdout_is_json_lines(gunicorn):
     """Everything gunicorn and the app print is one JSON object per line."""
-    base, _, log_path = gunicorn
+    base, log_path = gunicorn.url, gunicorn.log_path
     http(base + "/public", headers={"X-Request-ID": "gunicorn-line-check"})
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     [line] = [entry for entry in lines if entry.get("request_id") == "gunicorn-line-check"]
