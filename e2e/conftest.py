@@ -36,9 +36,7 @@ PIXEL_PNG = bytes.fromhex(
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker for expected HTTP errors (e.g. a forged form post)."""
-    config.addinivalue_line(
-        "markers", "allow_http_errors(*codes): expected HTTP error codes"
-    )
+    config.addinivalue_line("markers", "allow_http_errors(*codes): expected HTTP error codes")
 
 
 def skip_or_fail(reason: str) -> None:
@@ -51,11 +49,7 @@ def skip_or_fail(reason: str) -> None:
 @pytest.fixture(scope="session")
 def e2e_label() -> str:
     """Name of this run: the database kind locally, "remote" against E2E_BASE_URL."""
-    return (
-        "remote"
-        if os.environ.get("E2E_BASE_URL")
-        else os.environ.get("E2E_DATABASE", "sqlite")
-    )
+    return "remote" if os.environ.get("E2E_BASE_URL") else os.environ.get("E2E_DATABASE", "sqlite")
 
 
 @pytest.fixture(scope="session")
@@ -123,13 +117,9 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 @pytest.fixture(scope="session")
 def browser_type(browser_type, browser_type_launch_args: dict):
     """Fail or skip clearly when there is no Chromium at all."""
-    path = (
-        browser_type_launch_args.get("executable_path") or browser_type.executable_path
-    )
+    path = browser_type_launch_args.get("executable_path") or browser_type.executable_path
     if not Path(path).exists():
-        skip_or_fail(
-            "no Chromium: apt-get install chromium (or playwright install chromium)"
-        )
+        skip_or_fail("no Chromium: apt-get install chromium (or playwright install chromium)")
     return browser_type
 
 
@@ -170,22 +160,21 @@ def watch_context(context: BrowserContext, problems: list, allowed: set[int]) ->
     def on_console(message) -> None:
         expected = any(f"status of {code}" in message.text for code in allowed)
         if message.type == "error" and not expected:
-            problems.append(
-                f"console error: {message.text} ({message.location.get('url')})"
-            )
+            problems.append(f"console error: {message.text} ({message.location.get('url')})")
 
     def on_response(response) -> None:
         if response.status >= 400 and response.status not in allowed:
-            problems.append(
-                f"HTTP {response.status}: {response.request.method} {response.url}"
-            )
+            problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+    def on_request_failed(request) -> None:
+        # ERR_ABORTED: the test navigated on before a subresource finished, so the
+        # browser cancelled it; the server did not fail it.
+        if request.failure != "net::ERR_ABORTED":
+            problems.append(f"request failed: {request.url} {request.failure}")
 
     context.on("console", on_console)
     context.on("weberror", lambda error: problems.append(f"page error: {error.error}"))
-    context.on(
-        "requestfailed",
-        lambda req: problems.append(f"request failed: {req.url} {req.failure}"),
-    )
+    context.on("requestfailed", on_request_failed)
     context.on("response", on_response)
 
 

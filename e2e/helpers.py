@@ -89,9 +89,7 @@ def nav_link(page: Page, name: str) -> Locator:
 # --- journeys ---------------------------------------------------------------------
 
 
-def fill_sign_up(
-    page: Page, name: str, email: str, password: str, password2: str
-) -> None:
+def fill_sign_up(page: Page, name: str, email: str, password: str, password2: str) -> None:
     """Open the sign-up page, fill the form and submit it."""
     page.goto("/register")
     username_field(page).fill(name)
@@ -104,9 +102,7 @@ def fill_sign_up(
 def sign_up(page: Page, user: User) -> None:
     """Register through the form and check we land on the sign-in page."""
     fill_sign_up(page, user.name, user.email, user.password, user.password)
-    expect(flashes(page)).to_contain_text(
-        "You were successfully registered and can login now"
-    )
+    expect(flashes(page)).to_contain_text("You were successfully registered and can login now")
 
 
 def sign_in(page: Page, user: User) -> None:

@@ -115,14 +115,10 @@ def _postgres_bindir() -> str:
     """Where initdb/pg_ctl live (`pg_config --bindir`), or raise Unavailable."""
     pg_config = shutil.which("pg_config")
     if pg_config:
-        bindir = subprocess.run(
-            [pg_config, "--bindir"], capture_output=True, text=True
-        ).stdout
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout
         if Path(bindir.strip(), "initdb").exists():
             return bindir.strip()
-    raise Unavailable(
-        "no TEST_DATABASE_URL and no PostgreSQL server binaries (pg_config --bindir)"
-    )
+    raise Unavailable("no TEST_DATABASE_URL and no PostgreSQL server binaries (pg_config --bindir)")
 
 
 def app_environment(database_url: str, port: int) -> dict[str, str]:
@@ -144,9 +140,7 @@ def app_environment(database_url: str, port: int) -> dict[str, str]:
 def gunicorn_app(database_url: str, log_path: Path) -> Iterator[str]:
     """Migrate, serve under gunicorn, wait for /health; yield the URL; stop on exit."""
     if not (REPO / "service" / "gunicorn.conf.py").exists():
-        raise Unavailable(
-            "service/gunicorn.conf.py not found (the app is not there yet)"
-        )
+        raise Unavailable("service/gunicorn.conf.py not found (the app is not there yet)")
     port = get_free_port()
     env = app_environment(database_url, port)
     migrate = [sys.executable, "-m", "flask", "--app", "minitwit", "migrate"]
@@ -174,17 +168,13 @@ def wait_until_healthy(base_url: str, proc: subprocess.Popen, log_path: Path) ->
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"gunicorn exited with {proc.returncode}:\n{log_path.read_text()}"
-            )
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log_path.read_text()}")
         with contextlib.suppress(urllib.error.URLError, ConnectionError):
             with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
                 if response.status == 200:
                     return
         time.sleep(0.3)
-    raise RuntimeError(
-        f"gunicorn not healthy after {START_TIMEOUT_S}s:\n{log_path.read_text()}"
-    )
+    raise RuntimeError(f"gunicorn not healthy after {START_TIMEOUT_S}s:\n{log_path.read_text()}")
 
 
 @contextlib.contextmanager

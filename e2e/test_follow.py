@@ -39,9 +39,7 @@ def test_follow_then_unfollow(page: Page) -> None:
     expect(page.get_by_text(NOT_FOLLOWING)).to_be_visible()
     page.get_by_role("link", name="Follow user").click()
     expect(flashes(page)).to_have_text(f'You are now following "{other.name}"')
-    expect(page).to_have_url(
-        re.compile(rf"/{re.escape(other.name.replace(' ', '%20'))}$")
-    )
+    expect(page).to_have_url(re.compile(rf"/{re.escape(other.name.replace(' ', '%20'))}$"))
     expect(page.get_by_text(FOLLOWING)).to_be_visible()
     expect(page.get_by_role("link", name="Unfollow user")).to_be_visible()
 

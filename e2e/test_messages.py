@@ -13,17 +13,13 @@ from e2e.helpers import sign_up_and_in
 
 RECORDED = "Your message was recorded"
 MAX_LENGTH = 1000
-TOO_LONG = (
-    f"Your message is too long (at most {MAX_LENGTH} characters); it was not recorded"
-)
+TOO_LONG = f"Your message is too long (at most {MAX_LENGTH} characters); it was not recorded"
 
 
 def test_message_tops_my_and_public_timeline(page: Page, save_screenshot) -> None:
     """A shared message is first on My Timeline and on the public timeline."""
     user = sign_up_and_in(page, "poster")
-    expect(
-        page.get_by_role("heading", name=f"What's on your mind {user.name}?")
-    ).to_be_visible()
+    expect(page.get_by_role("heading", name=f"What's on your mind {user.name}?")).to_be_visible()
     post_message(page, "Hello from a real browser")
     expect(flashes(page)).to_have_text(RECORDED)
     expect(page).to_have_url(re.compile(r"/$"))

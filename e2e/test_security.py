@@ -10,19 +10,13 @@ from e2e.helpers import message_box
 from e2e.helpers import messages
 from e2e.helpers import sign_up_and_in
 
-CSRF_FAILED = (
-    "The form could not be verified (missing or invalid CSRF token). "
-    "Reload the page and try again."
-)
+CSRF_FAILED = "The form could not be verified (missing or invalid CSRF token). Reload the page and try again."
 FORMS = {"/login": "Sign In", "/register": "Sign Up"}
 
 
 def csrf_token_value(page: Page) -> str:
     """The value of the hidden csrf_token field in the page's form."""
-    return (
-        page.locator("form input[type=hidden][name=csrf_token]").get_attribute("value")
-        or ""
-    )
+    return page.locator("form input[type=hidden][name=csrf_token]").get_attribute("value") or ""
 
 
 @pytest.mark.parametrize("path", FORMS)
@@ -56,9 +50,7 @@ def session_cookie(context: BrowserContext) -> dict:
     return cookies[0]
 
 
-def test_session_cookie_flags(
-    page: Page, context: BrowserContext, base_url: str
-) -> None:
+def test_session_cookie_flags(page: Page, context: BrowserContext, base_url: str) -> None:
     """HttpOnly and SameSite=Lax always; Secure exactly when served over HTTPS."""
     sign_up_and_in(page, "cookie")
     cookie = session_cookie(context)

@@ -100,9 +100,7 @@ def test_sign_up_with_keyboard_only(page: Page) -> None:
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Sign Up")).to_be_focused()
     page.keyboard.press("Enter")
-    expect(flashes(page)).to_have_text(
-        "You were successfully registered and can login now"
-    )
+    expect(flashes(page)).to_have_text("You were successfully registered and can login now")
 
 
 def tab_until_focused(page: Page, target) -> None:
