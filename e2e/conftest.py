@@ -27,10 +27,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-# 1x1 PNG served instead of gravatar.com: tests never leave the loopback host.
-PIXEL_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+# A 1x1 grey-teal PNG answers every gravatar.com request: tests never leave the loopback
+# host, and avatars still show as 48 px squares in the screenshots.
+AVATAR_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+    "0000000c49444154789c639873f20800042e022a993b45c40000000049454e44ae426082"
 )
 
 
@@ -185,7 +186,7 @@ def keep_on_app_host(context: BrowserContext, base_url: str, problems: list) -> 
     def handle(route: Route) -> None:
         host = urllib.parse.urlsplit(route.request.url).hostname or ""
         if host.endswith("gravatar.com"):
-            route.fulfill(status=200, content_type="image/png", body=PIXEL_PNG)
+            route.fulfill(status=200, content_type="image/png", body=AVATAR_PNG)
             return
         problems.append(f"off-host request blocked: {route.request.url}")
         route.fulfill(status=204)

@@ -77,3 +77,35 @@ def test_unknown_user_page_is_not_found(page: Page) -> None:
     """/<unknown> answers 404."""
     response = page.goto(f"/{new_user('nobody').name}")
     assert response is not None and response.status == 404
+
+
+CONVERSATION = [
+    ("ada", "Shipped the analytical engine docs, finally."),
+    ("me", "Reading the new deployment runbook over coffee."),
+    ("grace", "Found a real bug in relay 70 today. Taped it into the log book."),
+    ("stranger", "Nobody follows me, so nobody should see this."),
+    ("ada", "Rolling update done: three replicas, zero errors."),
+    ("me", "Dashboards are green. Time for lunch."),
+]
+
+
+def test_my_timeline_merges_followed_users_newest_first(page: Page, save_screenshot) -> None:
+    """My Timeline interleaves my and followed users' messages, newest first, and no one else's."""
+    me = sign_up_and_in(page, "me")
+    people = {"me": me} | {name: new_user(name) for name in ("ada", "grace", "stranger")}
+    for name in ("ada", "grace", "stranger"):
+        api_register(page, people[name])
+        page.goto(f"/{people[name].name}")
+        if name != "stranger":
+            page.get_by_role("link", name="Follow user").click()
+            expect(flashes(page)).to_contain_text("You are now following")
+    for name, text in CONVERSATION:
+        api_post_messages(page, people[name], [text])
+    page.goto("/")
+    shown = [(people[name].name, text) for name, text in reversed(CONVERSATION) if name != "stranger"]
+    entries = messages(page)
+    expect(entries).to_have_count(len(shown))
+    for position, (author, text) in enumerate(shown):
+        expect(entries.nth(position).get_by_role("link", name=author)).to_be_visible()
+        expect(entries.nth(position)).to_contain_text(text)
+    save_screenshot(page, "timeline")

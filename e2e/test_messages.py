@@ -1,5 +1,6 @@
 """Posting: top of both timelines, escaped HTML, non-ASCII, empty, length limit."""
 
+import hashlib
 import re
 
 from playwright.sync_api import Page
@@ -16,6 +17,12 @@ MAX_LENGTH = 1000
 TOO_LONG = f"Your message is too long (at most {MAX_LENGTH} characters); it was not recorded"
 
 
+def gravatar_url(email: str) -> str:
+    """The contract's 48 px identicon URL for an e-mail address."""
+    digest = hashlib.md5(email.strip().lower().encode()).hexdigest()
+    return f"https://www.gravatar.com/avatar/{digest}?d=identicon&s=48"
+
+
 def test_message_tops_my_and_public_timeline(page: Page, save_screenshot) -> None:
     """A shared message is first on My Timeline and on the public timeline."""
     user = sign_up_and_in(page, "poster")
@@ -25,6 +32,7 @@ def test_message_tops_my_and_public_timeline(page: Page, save_screenshot) -> Non
     expect(page).to_have_url(re.compile(r"/$"))
     expect(messages(page).first).to_contain_text("Hello from a real browser")
     expect(messages(page).first.get_by_role("link", name=user.name)).to_be_visible()
+    expect(messages(page).first.locator("img")).to_have_attribute("src", gravatar_url(user.email))
     save_screenshot(page, "my-timeline")
     page.goto("/public")
     expect(messages(page).first).to_contain_text("Hello from a real browser")
