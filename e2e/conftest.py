@@ -6,8 +6,6 @@ or, by default, a local gunicorn app on a fresh `E2E_DATABASE` (sqlite|postgresq
 
 import os
 import shutil
-import socket
-import ssl
 import urllib.parse
 from pathlib import Path
 
@@ -18,6 +16,8 @@ from playwright.sync_api import Route
 from e2e.live_app import REPO
 from e2e.live_app import Unavailable
 from e2e.live_app import local_app
+from e2e.tls import check_tls_against_bundle
+from e2e.tls import nss_home_trusting
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where Chromium refuses its sandbox
@@ -66,7 +66,8 @@ def base_url(e2e_label: str, artifacts_dir: Path):
     """The app under test: E2E_BASE_URL, or a local gunicorn app we start and stop."""
     remote = os.environ.get("E2E_BASE_URL")
     if remote:
-        check_tls_against_bundle(remote)
+        if remote.startswith("https://") and os.environ.get("E2E_CA_BUNDLE"):
+            check_tls_against_bundle(remote, os.environ["E2E_CA_BUNDLE"])
         yield remote.rstrip("/")
         return
     try:
@@ -76,35 +77,20 @@ def base_url(e2e_label: str, artifacts_dir: Path):
         skip_or_fail(str(missing))
 
 
-def check_tls_against_bundle(base_url: str) -> None:
-    """With E2E_CA_BUNDLE, verify the served certificate chain and host name in Python.
-
-    Chromium cannot take a PEM bundle without an NSS database, so over HTTPS it runs
-    with ignore_https_errors; this check proves the certificate is valid for the host.
-    """
+@pytest.fixture(scope="session")
+def chromium_home(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """HTTPS with E2E_CA_BUNDLE: a HOME whose NSS database trusts the bundle (see tls.py)."""
     bundle = os.environ.get("E2E_CA_BUNDLE")
-    url = urllib.parse.urlsplit(base_url)
-    if url.scheme != "https" or not bundle:
-        return
-    address = resolve_like_chromium(url.hostname)
-    context = ssl.create_default_context(cafile=bundle)
-    with socket.create_connection((address, url.port or 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=url.hostname):
-            pass  # handshake + hostname check raise on any problem
-
-
-def resolve_like_chromium(hostname: str) -> str:
-    """Apply `MAP <host> <ip>` rules from E2E_HOST_RESOLVER_RULES, as Chromium will."""
-    for rule in os.environ.get("E2E_HOST_RESOLVER_RULES", "").split(","):
-        parts = rule.split()
-        if len(parts) == 3 and parts[0] == "MAP" and parts[1] == hostname:
-            return parts[2]
-    return hostname
+    if not (bundle and os.environ.get("E2E_BASE_URL", "").startswith("https://")):
+        return None
+    return nss_home_trusting(bundle, tmp_path_factory.mktemp("chromium-home"))
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+def browser_type_launch_args(browser_type_launch_args: dict, chromium_home: Path | None) -> dict:
     """Debian's Chromium when present (Playwright's download is unreachable in CI)."""
+    if chromium_home:
+        browser_type_launch_args = {**browser_type_launch_args, "env": {**os.environ, "HOME": str(chromium_home)}}
     args = list(CHROMIUM_ARGS)
     rules = os.environ.get("E2E_HOST_RESOLVER_RULES")
     if rules:
@@ -125,9 +111,9 @@ def browser_type(browser_type, browser_type_launch_args: dict):
 
 
 @pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict, base_url: str) -> dict:
-    """HTTPS stack mode only: accept the test CA (see check_tls_against_bundle)."""
-    if base_url.startswith("https://"):
+def browser_context_args(browser_context_args: dict, base_url: str, chromium_home: Path | None) -> dict:
+    """HTTPS only, when Chromium cannot be given the test CA: ignore certificate errors."""
+    if base_url.startswith("https://") and chromium_home is None:
         return {**browser_context_args, "ignore_https_errors": True}
     return browser_context_args
 

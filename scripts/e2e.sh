@@ -24,6 +24,14 @@ skip_or_fail() {
   exit 0
 }
 
+note_tls_verification() {
+  if [[ -z "${E2E_CA_BUNDLE:-}" ]]; then
+    echo "NOTE: E2E_CA_BUNDLE unset: Chromium ignores HTTPS errors, the certificate is NOT verified"
+  elif ! command -v certutil >/dev/null; then
+    echo "NOTE: no certutil (libnss3-tools): certificate verified by Python only, Chromium ignores HTTPS errors"
+  fi
+}
+
 run_suite() {
   local label=$1
   shift
@@ -37,8 +45,8 @@ main() {
   "${PYTHON}" -c "import pytest_playwright" 2>/dev/null \
     || skip_or_fail "pytest-playwright not installed (pip install -r requirements-dev.txt)"
   if [[ -n "${E2E_BASE_URL:-}" ]]; then
-    if [[ "${E2E_BASE_URL}" == https://* && -z "${E2E_CA_BUNDLE:-}" ]]; then
-      echo "NOTE: E2E_CA_BUNDLE unset: the HTTPS certificate of ${E2E_BASE_URL} is not verified"
+    if [[ "${E2E_BASE_URL}" == https://* ]]; then
+      note_tls_verification
     fi
     run_suite remote "$@"
     return
