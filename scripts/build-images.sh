@@ -14,14 +14,15 @@ cd "$(dirname "$0")/.."
 TRAEFIK_VERSION="3.7.15"
 BASE_IMAGE="local/python:3.11-slim"
 MINITWIT_IMAGE="${MINITWIT_IMAGE:-local/minitwit:git-$(git rev-parse --short=12 HEAD)}"
-PIP="${PIP:-.venv/bin/pip}"
+PIP="${PIP:-$(command -v .venv/bin/pip pip3 | head -n 1)}"
 # docker.io's own CLI (20.10) builds with BuildKit natively; CLI 28 would want the buildx plugin.
 BUILD_DOCKER="${BUILD_DOCKER:-/usr/bin/docker}"
 
 # Install mmdebstrap when missing (fresh CI machine).
 ensure_mmdebstrap() {
     command -v mmdebstrap >/dev/null && return
-    apt-get install -y --no-install-recommends mmdebstrap >/dev/null
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
 }
 
 # Build a Debian rootfs image unless it exists: rootfs <suite> <image> <packages> [import args].
