@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +112,7 @@ def app_server(database_url: str, workdir: Path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_healthy(base + "/health", proc)
-        yield base
+        yield base, proc.pid
     finally:
         stop(proc)
         log.close()
@@ -142,13 +143,24 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+@dataclass(frozen=True)
+class LocalStack:
+    """A running local stack: where to send requests, the database, and the process ids to watch."""
+
+    base_url: str
+    database_url: str
+    app_pid: int
+    postgres_pid: int
+
+
 @contextmanager
 def local_stack():
-    """PostgreSQL + gunicorn in a temporary directory; yield (base URL, database URL, workdir)."""
+    """PostgreSQL + gunicorn in a temporary directory, removed afterwards; yield a LocalStack."""
     workdir = Path(tempfile.mkdtemp(prefix="minitwit-bench-"))
     try:
-        with postgres(workdir) as database_url, app_server(database_url, workdir) as base:
-            yield base, database_url, workdir
+        with postgres(workdir) as database_url, app_server(database_url, workdir) as (base, app_pid):
+            postmaster = int((workdir / "pgdata" / "postmaster.pid").read_text().split()[0])
+            yield LocalStack(base, database_url, app_pid, postmaster)
     finally:
         if os.environ.get("BENCH_KEEP_WORKDIR") != "1":
             shutil.rmtree(workdir, ignore_errors=True)

@@ -8,9 +8,11 @@ Usage: scripts/bench.sh --help
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import socket
 import sys
 import time
 from pathlib import Path
@@ -18,7 +20,9 @@ from pathlib import Path
 from bench import local
 from bench.client import Target
 from bench.client import build_request
+from bench.client import parse_head
 from bench.client import parse_target
+from bench.cpu import CpuProbe
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
 from bench.engines import Job
@@ -54,33 +58,38 @@ def origin_of(target: Target) -> Target:
     return Target(target.host, target.port, "", target.tls, target.connect_host, target.ssl_context)
 
 
-def final_latest(target: Target) -> int | None:
-    """GET /latest (one request, generous timeout) and return its value."""
-    import socket
-
+def final_latest(target: Target, wait_s: float = 60) -> int | None:
+    """GET /latest once the server is idle again (it may still be working off timed-out requests)."""
     raw = build_request(target, "GET", "/latest")
-    with socket.create_connection((target.connect_host, target.port), timeout=5) as sock:
+    status, body = None, b""
+    with contextlib.suppress(OSError), socket.create_connection((target.connect_host, target.port), wait_s) as sock:
         conn = target.ssl_context.wrap_socket(sock, server_hostname=target.host) if target.ssl_context else sock
         conn.sendall(raw)
-        data = b""
         while chunk := conn.recv(65536):
-            data += chunk
-    return json.loads(data.partition(b"\r\n\r\n")[2]).get("latest")
+            body += chunk
+        status = parse_head(body.partition(b"\r\n\r\n")[0])[0]
+    return json.loads(body.partition(b"\r\n\r\n")[2]).get("latest") if status == 200 else None
 
 
-def run_once(target: Target, actions, clients: int, engine: str, noop_path: str) -> dict:
+def measured(run, probe: CpuProbe | None, *args) -> dict:
+    """Run one engine pass and summarise it, adding the server's CPU cost per request when we can see it."""
+    before = probe.read() if probe else None
+    summary = summarize(run(*args))
+    cpu = {"generator": summary["generator_cpu_us_per_request"]}
+    if probe:
+        cpu |= CpuProbe.per_request(before, probe.read(), summary["requests"])
+    summary["cpu_us_per_request"] = cpu
+    # What two cores could serve if CPU were the only limit (ignores fsync waits and scheduling).
+    summary["cpu_bound_capacity_rps"] = round((os.cpu_count() or 1) * 1e6 / sum(cpu.values())) if probe else None
+    return summary
+
+
+def run_once(target: Target, actions, clients: int, engine: str, noop_path: str, probe: CpuProbe | None) -> dict:
     """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary."""
-    run = ENGINES[engine]
-    replay = run(target, replay_jobs(target, actions), Scheduler(actions), clients, TIMEOUT_S)
+    run, origin, n = ENGINES[engine], origin_of(target), len(actions)
+    replay_s = measured(run, probe, target, replay_jobs(target, actions), Scheduler(actions), clients, TIMEOUT_S)
     latest = final_latest(target)
-    noop = run(
-        origin_of(target),
-        noop_jobs(origin_of(target), noop_path, len(actions)),
-        FlatOrder(len(actions)),
-        clients,
-        TIMEOUT_S,
-    )
-    replay_s, noop_s = summarize(replay), summarize(noop)
+    noop_s = measured(run, probe, origin, noop_jobs(origin, noop_path, n), FlatOrder(n), clients, TIMEOUT_S)
     return {
         "mode": "sequential" if clients == 1 else "concurrent",
         "clients": clients,
@@ -130,7 +139,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def bench(args: argparse.Namespace, url: str, database_url: str | None) -> dict:
+def bench(args: argparse.Namespace, url: str, database_url: str | None, probe: CpuProbe | None = None) -> dict:
     """Run every requested replay against ``url``; empty the database first when it is ours."""
     target = parse_target(url, args.cacert, args.resolve_to)
     actions = load_actions(rows=args.rows)
@@ -148,7 +157,7 @@ def bench(args: argparse.Namespace, url: str, database_url: str | None) -> dict:
     for clients in (int(c) for c in args.clients.split(",")):
         if database_url:
             local.reset_database(database_url)
-        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path))
+        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path, probe))
     result["meta"]["loadavg_after"] = os.getloadavg()
     if args.compare_engines:
         result["engines"] = compare_engines(
@@ -164,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.url:
             result = bench(args, args.url, None)
         else:
-            with local.local_stack() as (base, database_url, _):
-                result = bench(args, base + "/api", database_url)
+            with local.local_stack() as stack:
+                probe = CpuProbe({"app": stack.app_pid, "postgres": stack.postgres_pid})
+                result = bench(args, stack.base_url + "/api", stack.database_url, probe)
                 result["meta"]["server_env"] = {k: os.environ[k] for k in local.TUNABLES if k in os.environ}
     except local.Unavailable as exc:
         print(f"SKIPPED: {exc}", file=sys.stderr)

@@ -28,7 +28,7 @@ def run_text(run: dict) -> list[str]:
         f"  no-op {run['noop_path']}: {noop['requests']} requests = {noop['throughput_rps']} req/s,"
         f" p99 {noop['latency'].get('p99_ms')} ms, {noop['errors']} errors",
         f"  app / no-op throughput: {run['app_vs_noop']:.0%}",
-        f"  generator CPU: {replay['generator_cpu_us_per_request']} us/request",
+        f"  CPU us/request: replay {_cpu(replay)}; no-op {_cpu(noop)}",
     ]
     return lines
 
@@ -49,6 +49,13 @@ def render(result: dict) -> str:
             f" {engine['generator_cpu_us_per_request']} us CPU/request"
         )
     return "\n".join(lines)
+
+
+def _cpu(summary: dict) -> str:
+    """CPU cost per request by process tree, and the throughput that CPU alone would allow."""
+    parts = ", ".join(f"{name} {us}" for name, us in summary["cpu_us_per_request"].items())
+    capacity = summary.get("cpu_bound_capacity_rps")
+    return parts + (f" (CPU-bound capacity {capacity} req/s)" if capacity else "")
 
 
 def _load(loadavg) -> str:

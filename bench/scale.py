@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> dict:
     sizes = sorted(int(s) for s in args.messages.split(","))
     meta = {"machine": machine(), "users": args.users, "samples": args.samples, "loadavg": {}}
     result = {"meta": meta, "sizes": {}}
-    with local.local_stack() as (base, database_url, _):
-        with seed.connect(database_url) as conn:
+    with local.local_stack() as stack:
+        base = stack.base_url
+        with seed.connect(stack.database_url) as conn:
             seed.seed_users(conn, args.users)
             meta["follows"] = seed.seed_follows(conn, args.users, args.follows)
             seeded = 0
