@@ -38,10 +38,10 @@ def test_latest_is_minus_one_before_anything_was_recorded(api):
 
 
 @pytest.mark.parametrize("method, path, body", RECORDING)
-def test_every_endpoint_records_latest(api, method, path, body):
+def test_every_endpoint_records_latest(app, api, method, path, body):
     """Every endpoint except ``GET /latest`` stores the ``latest`` parameter."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     api.request(method, path, json=body, params={"latest": 42})
     assert api.get("/latest").json() == {"latest": 42}
 
@@ -161,10 +161,10 @@ def test_register_needs_no_authorization(api):
     ],
     ids=["missing", "wrong-password", "wrong-user", "bearer", "garbage"],
 )
-def test_protected_endpoints_reject_bad_authorization(api, method, path, body, headers):
+def test_protected_endpoints_reject_bad_authorization(app, api, method, path, body, headers):
     """``/msgs*`` and ``/fllws/*`` answer the contract's 403 without the header."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     rv = api.request(method, path, json=body, headers=headers, auth=False)
     assert rv.status_code == 403
     assert rv.json() == NOT_AUTHORIZED
@@ -172,8 +172,8 @@ def test_protected_endpoints_reject_bad_authorization(api, method, path, body, h
 
 def test_rejected_requests_change_nothing(app, api):
     """A 403 post or follow stores nothing."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     api.post("/msgs/alice", json={"content": "sneaky"}, auth=False)
     api.post("/fllws/alice", json={"follow": "bob"}, auth=False)
     assert sql(app, "SELECT count(*) FROM message") == [(0,)]
@@ -185,7 +185,7 @@ def test_rejected_requests_change_nothing(app, api):
 
 def test_post_message_stores_it_with_server_time(app, api):
     """``POST /msgs/<user>`` answers 204 and stores the text with epoch seconds."""
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     before = int(time.time())
     rv = api.post("/msgs/alice", json={"content": "hello"})
     assert rv.status_code == 204
@@ -196,9 +196,9 @@ def test_post_message_stores_it_with_server_time(app, api):
     assert before <= pub_date <= int(time.time())
 
 
-def test_messages_have_the_contract_shape(api):
+def test_messages_have_the_contract_shape(app, api):
     """Each message is exactly ``{"content", "pub_date", "user"}``."""
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     api_post(api, "alice", "hello")
     for path in ("/msgs", "/msgs/alice"):
         rv = api.get(path)
@@ -211,17 +211,17 @@ def test_messages_have_the_contract_shape(api):
 
 def test_messages_are_newest_first(app, api):
     """Both message lists are ordered by pub_date, newest first."""
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     insert_messages(app, "alice", 5)
     expected = [f"message {i}" for i in reversed(range(5))]
     assert [m["content"] for m in api.get("/msgs").json()] == expected
     assert [m["content"] for m in api.get("/msgs/alice").json()] == expected
 
 
-def test_user_messages_only_show_that_user(api):
+def test_user_messages_only_show_that_user(app, api):
     """``GET /msgs/<user>`` filters by author; ``GET /msgs`` shows everybody."""
     for name in ("alice", "bob"):
-        api_register(api, name)
+        insert_users(app, [name])
         api_post(api, name, f"by {name}")
     assert [m["user"] for m in api.get("/msgs/alice").json()] == ["alice"]
     assert {m["user"] for m in api.get("/msgs").json()} == {"alice", "bob"}
@@ -229,7 +229,7 @@ def test_user_messages_only_show_that_user(api):
 
 def test_flagged_messages_are_hidden(app, api):
     """``flagged=1`` hides a message from every read."""
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     insert_messages(app, "alice", 2, flagged=1)
     api_post(api, "alice", "visible")
     assert [m["content"] for m in api.get("/msgs").json()] == ["visible"]
@@ -239,7 +239,7 @@ def test_flagged_messages_are_hidden(app, api):
 @pytest.mark.parametrize("path", ["/msgs", "/msgs/alice"])
 def test_no_defaults_to_100_and_limits(app, api, path):
     """Without ``no`` at most 100 messages come back; ``no=N`` gives N."""
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     insert_messages(app, "alice", 120)
     assert len(api.get(path).json()) == 100
     assert len(api.get(path, params={"no": 7}).json()) == 7
@@ -249,7 +249,7 @@ def test_no_defaults_to_100_and_limits(app, api, path):
 
 def test_no_is_capped_at_1000(app, api):
     """A huge ``no`` is capped at the documented maximum of 1000."""
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     insert_messages(app, "alice", 1001)
     assert len(api.get("/msgs", params={"no": 5000}).json()) == 1000
     assert len(api.get("/msgs/alice", params={"no": 10**30}).json()) == 1000
@@ -264,10 +264,10 @@ def test_messages_of_unknown_user_is_404(api, method):
     assert rv.json()["error_msg"]
 
 
-def test_content_round_trips_verbatim(api):
+def test_content_round_trips_verbatim(app, api):
     """Non-ASCII and HTML come back exactly as sent (JSON, not HTML-escaped)."""
     content = "Blåbærgrød <b>&amp;</b> 'quotes' \"double\" 日本語 🐦"
-    api_register(api, "alice")
+    insert_users(app, ["alice"])
     api_post(api, "alice", content)
     assert api.get("/msgs").json()[0]["content"] == content
     assert api.get("/msgs/alice").json()[0]["content"] == content
@@ -289,10 +289,10 @@ def test_usernames_with_spaces_and_unicode_round_trip(api, name):
 # --- follows -----------------------------------------------------------------------
 
 
-def test_follow_and_list(api):
+def test_follow_and_list(app, api):
     """``POST /fllws`` follow answers 204 and the name shows up in ``follows``."""
     for name in ("alice", "bob", "carol"):
-        api_register(api, name)
+        insert_users(app, [name])
     rv = api.post("/fllws/alice", json={"follow": "bob"})
     assert rv.status_code == 204
     assert rv.text == ""
@@ -306,8 +306,8 @@ def test_follow_and_list(api):
 
 def test_follow_twice_is_idempotent(app, api):
     """Following twice leaves one row and one name."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     api_follow(api, "alice", "bob")
     api_follow(api, "alice", "bob")
     assert api.get("/fllws/alice").json() == {"follows": ["bob"]}
@@ -316,8 +316,8 @@ def test_follow_twice_is_idempotent(app, api):
 
 def test_unfollow(app, api):
     """Unfollow removes the row; unfollowing someone not followed is still 204."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     api_follow(api, "alice", "bob")
     api_follow(api, "alice", "bob", action="unfollow")
     assert api.get("/fllws/alice").json() == {"follows": []}
@@ -337,8 +337,8 @@ def test_unfollow(app, api):
 )
 def test_follow_with_unknown_user_is_404(app, api, who, body):
     """Either user unknown: JSON 404 and nothing stored."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     rv = api.post(f"/fllws/{who}", json=body)
     assert rv.status_code == 404
     assert rv.json()["status"] == 404
@@ -363,10 +363,10 @@ def test_follows_no_default_is_100_and_no_limits(app, api):
     assert len(api.get("/fllws/fan", params={"no": 5}).json()["follows"]) == 5
 
 
-def test_followed_messages_do_not_leak_into_user_messages(api):
+def test_followed_messages_do_not_leak_into_user_messages(app, api):
     """Following someone does not add their messages to ``/msgs/<user>``."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice"])
+    insert_users(app, ["bob"])
     api_follow(api, "alice", "bob")
     api_post(api, "bob", "by bob")
     assert api.get("/msgs/alice").json() == []

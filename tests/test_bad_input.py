@@ -26,10 +26,9 @@ def assert_api_error(rv, status):
 
 
 @pytest.fixture
-def users(api):
+def users(app):
     """alice and bob, registered."""
-    api_register(api, "alice")
-    api_register(api, "bob")
+    insert_users(app, ["alice", "bob"])
 
 
 # --- API: bodies -------------------------------------------------------------------
