@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from e2e.helpers import User
 from e2e.helpers import api_post_messages
 from e2e.helpers import api_register
+from e2e.helpers import error_box
 from e2e.helpers import flashes
 from e2e.helpers import messages
 from e2e.helpers import new_user
@@ -109,3 +110,12 @@ def test_my_timeline_merges_followed_users_newest_first(page: Page, save_screens
         expect(entries.nth(position).get_by_role("link", name=author)).to_be_visible()
         expect(entries.nth(position)).to_contain_text(text)
     save_screenshot(page, "timeline")
+
+
+@pytest.mark.allow_http_errors(401)
+def test_anonymous_follow_is_unauthorized(page: Page) -> None:
+    """Following needs a login: anonymous visitors get a 401 page that says so."""
+    other, _ = other_user_with_message(page)
+    response = page.goto(f"/{other.name}/follow")
+    assert response is not None and response.status == 401
+    expect(error_box(page)).to_have_text("You need to sign in to do that.")
