@@ -119,7 +119,7 @@ def browser_context_args(browser_context_args: dict, base_url: str, chromium_hom
 
 
 @pytest.fixture
-def browser_problems(request: pytest.FixtureRequest):
+def browser_problems():
     """Collect console errors, page errors and failed requests; any fails the test."""
     problems: list[str] = []
     yield problems
