@@ -37,7 +37,7 @@ def expect_fits_width(page: Page) -> None:
 
 
 @pytest.mark.browser_context_args(viewport=MOBILE, is_mobile=True, has_touch=True)
-def test_usable_at_375_px(page: Page) -> None:
+def test_usable_at_375_px(page: Page, save_screenshot) -> None:
     """At phone width every page fits, and signing up, posting and navigating work."""
     user = sign_up_and_in(page, "phone")
     post_message(page, "posted from a phone")
@@ -49,3 +49,4 @@ def test_usable_at_375_px(page: Page) -> None:
         expect_fits_width(page)
     nav_link(page, "public timeline").tap()
     expect(page.get_by_role("heading", name="Public Timeline")).to_be_visible()
+    save_screenshot(page, "public-timeline-375px")
