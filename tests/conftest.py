@@ -33,6 +33,22 @@ from helpers import postgres_bindir
 from helpers import register
 from helpers import test_config
 
+# The suite is hermetic: a developer's or container's MiniTwit settings must not leak in.
+# PROMETHEUS_MULTIPROC_DIR in particular switches prometheus_client to files at import.
+for _name in (
+    "MINITWIT_ENV",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SIMULATOR_AUTH",
+    "API_PREFIX",
+    "TRUSTED_PROXY_HOPS",
+    "SESSION_COOKIE_SECURE",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "prometheus_multiproc_dir",
+):
+    os.environ.pop(_name, None)
+    os.environ.pop(f"{_name}_FILE", None)
+
 BACKENDS = ["sqlite", "postgresql"]
 LIVE_API_URL = os.environ.get("MINITWIT_API_URL")
 # --- databases ------------------------------------------------------------------------
