@@ -54,24 +54,35 @@ LIVE_API_URL = os.environ.get("MINITWIT_API_URL")
 # --- databases ------------------------------------------------------------------------
 
 
+POSTGRES_STATUS = ["PostgreSQL: not needed by the selected tests"]
+NO_POSTGRES = "no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql, or set TEST_DATABASE_URL)"
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """URL of a PostgreSQL server where tests may create databases (SQLAlchemy form)."""
+    from minitwit.config import normalise_database_url
+
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        yield url.replace("postgresql://", "postgresql+psycopg://", 1).replace(
-            "postgres://", "postgresql+psycopg://", 1
-        )
+        POSTGRES_STATUS[0] = "PostgreSQL: TEST_DATABASE_URL"
+        yield normalise_database_url(url)
         return
     bindir = postgres_bindir()
     if bindir is None:
-        reason = "SKIPPED: PostgreSQL run skipped: no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql)"
+        POSTGRES_STATUS[0] = f"PostgreSQL run SKIPPED: {NO_POSTGRES}"
         if STRICT:
-            pytest.fail(reason.replace("SKIPPED: ", "MINITWIT_STRICT=1: "), pytrace=False)
-        pytest.skip(reason)
+            pytest.fail(f"MINITWIT_STRICT=1 requires PostgreSQL: {NO_POSTGRES}", pytrace=False)
+        pytest.skip(f"SKIPPED: PostgreSQL run skipped: {NO_POSTGRES}")
     server = ThrowawayPostgres(bindir).start()
+    POSTGRES_STATUS[0] = f"PostgreSQL: throwaway server from {bindir} on 127.0.0.1:{server.port}"
     yield server.url
     server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say at the end which PostgreSQL the suite ran against, or that it was skipped."""
+    terminalreporter.write_line(POSTGRES_STATUS[0])
 
 
 @pytest.fixture(scope="session")
