@@ -12,14 +12,19 @@ from datetime import datetime
 
 import pytest
 from helpers import API_AUTH
+from helpers import STRICT
+from helpers import ThrowawayPostgres
 from helpers import api_follow
 from helpers import api_post
 from helpers import api_register
+from helpers import create_pg_database
 from helpers import csrf_token
+from helpers import dispose
 from helpers import free_port
 from helpers import gunicorn_server
 from helpers import http
 from helpers import make_app
+from helpers import postgres_bindir
 from helpers import run_flask
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -167,6 +172,43 @@ def test_database_outage_is_503_never_500(unreachable_app):
         assert rv.get_json()["status"] == 503
     rv = client.post("/api/register", json={"username": "a", "email": "a@a", "pwd": "a"})
     assert rv.status_code == 503
+
+
+@pytest.fixture
+def own_postgres():
+    """A private PostgreSQL server this test may stop and start; yields (server, db URL)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        reason = "no initdb/pg_ctl for a private PostgreSQL server (install postgresql)"
+        if STRICT:
+            pytest.fail(f"MINITWIT_STRICT=1 requires PostgreSQL: {reason}", pytrace=False)
+        pytest.skip(f"SKIPPED: {reason}")
+    server = ThrowawayPostgres(bindir).start()
+    try:
+        url = create_pg_database(server.url, "outage")
+        run_flask(url, "migrate")
+        yield server, url
+    finally:
+        server.stop()
+
+
+def test_database_restart_is_503_then_recovers(own_postgres):
+    """While PostgreSQL is down requests get 503; after it returns they succeed again."""
+    server, url = own_postgres
+    app = make_app(url)
+    client = app.test_client()
+    try:
+        assert client.get("/api/msgs", headers=API_AUTH, query_string={"latest": 1}).status_code == 200
+        server.halt()
+        assert client.get("/api/msgs", headers=API_AUTH).status_code == 503
+        assert client.get("/public").status_code == 503
+        assert client.get("/ready").status_code == 503
+        server.start()
+        # the pool's dead connections are detected (pre-ping), no request fails after recovery
+        assert client.get("/ready").status_code == 200
+        assert client.get("/api/latest").get_json() == {"latest": 1}
+    finally:
+        dispose(app)
 
 
 # --- business counters (in-process, the default registry) ---------------------------
