@@ -51,8 +51,9 @@ for _name in (
 
 BACKENDS = ["sqlite", "postgresql"]
 LIVE_API_URL = os.environ.get("MINITWIT_API_URL")
-# --- databases ------------------------------------------------------------------------
 
+
+# --- databases ------------------------------------------------------------------------
 
 POSTGRES_STATUS = ["PostgreSQL: not needed by the selected tests"]
 NO_POSTGRES = "no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql, or set TEST_DATABASE_URL)"
