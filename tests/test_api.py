@@ -4,10 +4,13 @@ Runs on SQLite and PostgreSQL. Data is created through the API itself; the datab
 read directly only for facts the API cannot show (hashes, duplicate rows).
 """
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import NOT_AUTHORIZED
+from helpers import FlaskApi
 from helpers import api_follow
 from helpers import api_post
 from helpers import api_register
@@ -370,3 +373,36 @@ def test_followed_messages_do_not_leak_into_user_messages(app, api):
     api_follow(api, "alice", "bob")
     api_post(api, "bob", "by bob")
     assert api.get("/msgs/alice").json() == []
+
+
+# --- races (two replicas or threads doing the same thing at once) ------------------
+
+
+def run_concurrently(app, count, request):
+    """Run ``request(api)`` in ``count`` threads at once, each with its own client."""
+    barrier = threading.Barrier(count)
+
+    def worker(_):
+        api = FlaskApi(app.test_client())
+        barrier.wait(timeout=30)
+        return request(api)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(worker, range(count)))
+
+
+def test_concurrent_registrations_of_one_name(app):
+    """Racing registrations of one name: one 204, the rest the usual 400, one row."""
+    body = {"username": "racer", "email": "r@r", "pwd": "p"}
+    answers = run_concurrently(app, 4, lambda api: api.post("/register", json=body))
+    assert sorted(rv.status_code for rv in answers) == [204, 400, 400, 400]
+    assert {rv.json()["error_msg"] for rv in answers if rv.status_code == 400} == {"The username is already taken"}
+    assert sql(app, "SELECT count(*) FROM \"user\" WHERE username = 'racer'") == [(1,)]
+
+
+def test_concurrent_follows_of_one_pair(app):
+    """Racing identical follows all succeed and leave one row."""
+    insert_users(app, ["alice", "bob"])
+    answers = run_concurrently(app, 4, lambda api: api.post("/fllws/alice", json={"follow": "bob"}))
+    assert [rv.status_code for rv in answers] == [204] * 4
+    assert sql(app, "SELECT count(*) FROM follower") == [(1,)]
