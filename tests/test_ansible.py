@@ -1,0 +1,115 @@
+"""Static consistency of ansible/ with the stack it deploys (no deployment needed).
+
+The real deployment is scripts/stack-test.sh; these checks catch drift between the role's
+variables, the inventories, the vault examples and stack/*.yml before it gets that far.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE = ROOT / "ansible"
+STACK = ROOT / "stack"
+ROLE_DEFAULTS = ANSIBLE / "roles" / "minitwit" / "defaults" / "main.yml"
+PLAYBOOKS = sorted((ANSIBLE / "playbooks").glob("*.yml"))
+STRICT = os.environ.get("MINITWIT_STRICT") == "1"
+
+
+def load(path: Path):
+    """Parse one YAML file."""
+    return yaml.safe_load(path.read_text())
+
+
+def role_defaults() -> dict:
+    """The minitwit role's defaults."""
+    return load(ROLE_DEFAULTS)
+
+
+def required_stack_inputs(*files: Path) -> set[str]:
+    """Variables the compose files demand with ``${NAME:?...}`` or use bare (``${NAME}``)."""
+    names = set()
+    for path in files:
+        names |= set(re.findall(r"\$\{([A-Z0-9_]+)(?::\?|\})", path.read_text()))
+    return names
+
+
+def test_every_external_stack_secret_is_created_by_the_role():
+    stack = load(STACK / "minitwit.yml")
+    wanted = {
+        re.search(r"\$\{([A-Z0-9_]+)", spec["name"]).group(1)
+        for spec in stack["secrets"].values()
+        if spec.get("external")
+    }
+    created = {secret["env"] for secret in role_defaults()["minitwit_secrets"]}
+    assert wanted == created
+
+
+def test_every_required_stack_input_is_provided():
+    defaults = role_defaults()
+    config_versions = set(re.findall(r"^echo \"([A-Z_]+)=", (STACK / "config-versions.sh").read_text(), re.M))
+    ci_extra = load(ANSIBLE / "inventories" / "ci" / "group_vars" / "all" / "vars.yml")["minitwit_stack_extra_env"]
+    provided = set(defaults["minitwit_stack_base_env"]) | config_versions | set(ci_extra)
+    provided |= {secret["env"] for secret in defaults["minitwit_secrets"]}
+    missing = required_stack_inputs(STACK / "minitwit.yml", STACK / "ci.yml") - provided
+    assert not missing
+
+
+def test_the_stateful_node_label_matches_the_postgres_placement():
+    labels = load(ANSIBLE / "roles" / "swarm" / "defaults" / "main.yml")["swarm_stateful_node_labels"]
+    constraints = load(STACK / "minitwit.yml")["services"]["postgres"]["deploy"]["placement"]["constraints"]
+    assert any(f"node.labels.{key} == {value}" in constraints for key, value in labels.items())
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_every_vault_variable_used_is_in_the_example_vault(env):
+    used = set(
+        re.findall(
+            r"\b(vault_[a-z0-9_]+)", (ANSIBLE / "inventories" / env / "group_vars" / "all" / "vars.yml").read_text()
+        )
+    )
+    example = load(ANSIBLE / "inventories" / env / "vault.example.yml")
+    assert used <= set(example)
+    assert all("CHANGE-ME" in value or value == "" for value in example.values())
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_no_real_vault_file_is_committed(env):
+    vault = ANSIBLE / "inventories" / env / "group_vars" / "all" / "vault.yml"
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", str(vault)], cwd=ROOT, capture_output=True, check=False
+    )
+    if tracked.returncode == 0:
+        assert vault.read_text().startswith("$ANSIBLE_VAULT;"), "vault.yml committed unencrypted"
+
+
+def test_the_tags_ci_skips_exist_in_the_base_role():
+    script = (ROOT / "scripts" / "lib" / "stack-up.sh").read_text()
+    skipped = re.search(r"^STACK_SKIP_TAGS=(\S+)", script, re.M).group(1).split(",")
+    tasks = load(ANSIBLE / "roles" / "base" / "tasks" / "main.yml")
+    tags = {tag for task in tasks for tag in task.get("tags", [])}
+    assert set(skipped) <= tags
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS, ids=[p.name for p in PLAYBOOKS])
+def test_playbook_passes_syntax_check(playbook):
+    binary = shutil.which("ansible-playbook", path=str(ROOT / ".venv" / "bin")) or shutil.which("ansible-playbook")
+    if binary is None:
+        if STRICT:
+            pytest.fail("MINITWIT_STRICT=1: ansible-playbook is not installed", pytrace=False)
+        pytest.skip("ansible-playbook not installed")
+    result = subprocess.run(
+        [binary, "--syntax-check", "-i", "ansible/inventories/ci/hosts.yml", str(playbook)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "ANSIBLE_HOME": "/tmp/minitwit-ansible-home"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
