@@ -16,6 +16,7 @@ from bench.client import parse_target
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
 from bench.engines import Job
+from bench.replay import failed
 from bench.replay import replay_jobs
 from bench.scenario import AUTHORIZATION
 from bench.scenario import error_kind
@@ -284,3 +285,23 @@ def test_replay_jobs_carry_each_commands_rule(server, scenario):
     jobs = replay_jobs(target, scenario[:4])
     assert [j.label for j in jobs] == ["register", "register", "register", "tweet"]
     assert [j.check(400) for j in jobs] == [None, None, None, "HTTP 400"]
+
+
+def result_with(errors_by_kind: dict) -> dict:
+    """A minimal replay result whose replay pass had these errors."""
+    return {"runs": [{"replay": {"errors_by_kind": errors_by_kind}, "noop": {"errors_by_kind": {}}}]}
+
+
+@pytest.mark.parametrize(
+    "errors, policy, expected",
+    [
+        ({}, "any", False),
+        ({"ReadTimeout": 3}, "any", True),
+        ({"ReadTimeout": 3, "HTTP 404": 1}, "server", False),
+        ({"HTTP 500": 1}, "server", True),
+        ({"ConnectionError": 1}, "server", True),
+        ({"HTTP 500": 1}, "never", False),
+    ],
+)
+def test_fail_on_policy(errors, policy, expected):
+    assert failed(result_with(errors), policy) is expected
