@@ -14,12 +14,21 @@ STACK_SKIP_TAGS=firewall,sshd
 export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
-# Install Debian's docker.io when dockerd is missing; start dockerd when it is not running.
+# Install what is missing of Debian's docker.io and the tools the assertions use.
+ensure_packages() {
+  local wanted=() tool
+  command -v dockerd >/dev/null || wanted+=(docker.io)
+  for tool in curl openssl; do
+    command -v "$tool" >/dev/null || wanted+=("$tool")
+  done
+  ((${#wanted[@]})) || return 0
+  log "installing ${wanted[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${wanted[@]}" >/dev/null
+}
+
+# Start dockerd when it is not running (no init system on the CI machine).
 ensure_engine() {
-  if ! command -v dockerd >/dev/null; then
-    log "installing docker.io"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
-  fi
+  ensure_packages
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (no init system here); log in /var/log/minitwit-dockerd.log"
     # Tasks must never try to pull: no registry is reachable from here.
