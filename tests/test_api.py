@@ -1,7 +1,8 @@
 """The simulator API (``/api``): every endpoint, status code, JSON shape and rule.
 
-Runs on SQLite and PostgreSQL. Data is created through the API itself; the database is
-read directly only for facts the API cannot show (hashes, duplicate rows).
+Runs on SQLite and PostgreSQL. Users are inserted straight into the database (scrypt
+hashing is slow) except where registration is the subject; messages and follows go
+through the API; the database is read directly for what the API cannot show.
 """
 
 import threading
@@ -43,8 +44,7 @@ def test_latest_is_minus_one_before_anything_was_recorded(api):
 @pytest.mark.parametrize("method, path, body", RECORDING)
 def test_every_endpoint_records_latest(app, api, method, path, body):
     """Every endpoint except ``GET /latest`` stores the ``latest`` parameter."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     api.request(method, path, json=body, params={"latest": 42})
     assert api.get("/latest").json() == {"latest": 42}
 
@@ -166,8 +166,7 @@ def test_register_needs_no_authorization(api):
 )
 def test_protected_endpoints_reject_bad_authorization(app, api, method, path, body, headers):
     """``/msgs*`` and ``/fllws/*`` answer the contract's 403 without the header."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     rv = api.request(method, path, json=body, headers=headers, auth=False)
     assert rv.status_code == 403
     assert rv.json() == NOT_AUTHORIZED
@@ -175,8 +174,7 @@ def test_protected_endpoints_reject_bad_authorization(app, api, method, path, bo
 
 def test_rejected_requests_change_nothing(app, api):
     """A 403 post or follow stores nothing."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     api.post("/msgs/alice", json={"content": "sneaky"}, auth=False)
     api.post("/fllws/alice", json={"follow": "bob"}, auth=False)
     assert sql(app, "SELECT count(*) FROM message") == [(0,)]
@@ -309,8 +307,7 @@ def test_follow_and_list(app, api):
 
 def test_follow_twice_is_idempotent(app, api):
     """Following twice leaves one row and one name."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     api_follow(api, "alice", "bob")
     api_follow(api, "alice", "bob")
     assert api.get("/fllws/alice").json() == {"follows": ["bob"]}
@@ -319,8 +316,7 @@ def test_follow_twice_is_idempotent(app, api):
 
 def test_unfollow(app, api):
     """Unfollow removes the row; unfollowing someone not followed is still 204."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     api_follow(api, "alice", "bob")
     api_follow(api, "alice", "bob", action="unfollow")
     assert api.get("/fllws/alice").json() == {"follows": []}
@@ -340,8 +336,7 @@ def test_unfollow(app, api):
 )
 def test_follow_with_unknown_user_is_404(app, api, who, body):
     """Either user unknown: JSON 404 and nothing stored."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     rv = api.post(f"/fllws/{who}", json=body)
     assert rv.status_code == 404
     assert rv.json()["status"] == 404
@@ -368,8 +363,7 @@ def test_follows_no_default_is_100_and_no_limits(app, api):
 
 def test_followed_messages_do_not_leak_into_user_messages(app, api):
     """Following someone does not add their messages to ``/msgs/<user>``."""
-    insert_users(app, ["alice"])
-    insert_users(app, ["bob"])
+    insert_users(app, ["alice", "bob"])
     api_follow(api, "alice", "bob")
     api_post(api, "bob", "by bob")
     assert api.get("/msgs/alice").json() == []
