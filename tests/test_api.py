@@ -292,8 +292,7 @@ def test_usernames_with_spaces_and_unicode_round_trip(api, name):
 
 def test_follow_and_list(app, api):
     """``POST /fllws`` follow answers 204 and the name shows up in ``follows``."""
-    for name in ("alice", "bob", "carol"):
-        insert_users(app, [name])
+    insert_users(app, ["alice", "bob", "carol"])
     rv = api.post("/fllws/alice", json={"follow": "bob"})
     assert rv.status_code == 204
     assert rv.text == ""
