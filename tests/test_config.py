@@ -1,6 +1,7 @@
 """Configuration from the environment: ``_FILE`` secrets, production guards, the proxy."""
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -233,3 +234,44 @@ def test_development_cookie_is_not_secure(app_factory):
     cookie = session_cookie_header(rv)
     assert "Secure" not in cookie
     assert "HttpOnly" in cookie
+
+
+# --- serving: gunicorn.conf.py -----------------------------------------------------
+
+
+def gunicorn_settings(monkeypatch, tmp_path, **env):
+    """Evaluate service/gunicorn.conf.py under ``env`` and return its settings."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(SERVICE_DIR / "gunicorn.conf.py"))
+
+
+def test_gunicorn_production_defaults(monkeypatch, tmp_path):
+    """Keep-alive outlives Traefik's 90 s idle timeout; bounded timeouts; no access log."""
+    for name in ("HOST", "PORT", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS", "METRICS_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = gunicorn_settings(monkeypatch, tmp_path)
+    assert settings["keepalive"] > 90
+    assert settings["graceful_timeout"] == 30
+    assert settings["timeout"] == 30
+    assert settings["bind"] == "127.0.0.1:5000"
+    assert settings["metrics_port"] == 9200
+    assert settings["accesslog"] is None  # the app logs one JSON line per request itself
+
+
+def test_gunicorn_settings_from_environment(monkeypatch, tmp_path):
+    """Bind address, worker counts and class come from the environment."""
+    settings = gunicorn_settings(
+        monkeypatch,
+        tmp_path,
+        HOST="0.0.0.0",
+        PORT="8080",
+        WEB_CONCURRENCY="5",
+        GUNICORN_THREADS="3",
+        GUNICORN_WORKER_CLASS="sync",
+        METRICS_PORT="9300",
+    )
+    assert settings["bind"] == "0.0.0.0:8080"
+    assert (settings["workers"], settings["threads"], settings["worker_class"]) == (5, 3, "sync")
+    assert settings["metrics_port"] == 9300
