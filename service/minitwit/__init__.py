@@ -15,6 +15,7 @@ from . import cli
 from . import health
 from . import timeline
 from .config import check_config
+from .config import engine_options
 from .config import load_config
 from .errors import init_error_handlers
 from .extensions import csrf
@@ -32,6 +33,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(load_config(app.instance_path))
     app.config.update(test_config or {})
+    if test_config and "SQLALCHEMY_ENGINE_OPTIONS" not in test_config:
+        # The pool settings belong to the database actually used, not to the environment's.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     check_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))

@@ -9,6 +9,7 @@ import click
 import flask_migrate
 from flask import Flask
 from flask import current_app
+from flask.cli import with_appcontext
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
@@ -44,6 +45,7 @@ def schema_lock():
 
 
 @click.command("migrate")
+@with_appcontext
 def migrate_command() -> None:
     """Upgrade the database schema to the newest migration (safe to run concurrently)."""
     with schema_lock():
@@ -103,6 +105,7 @@ def reset_sequences() -> None:
 
 @click.command("import-legacy")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
 def import_legacy_command(path: str) -> None:
     """Import an original MiniTwit SQLite database (schema.sql layout) into an empty database."""
     if db.session.scalar(select(func.count()).select_from(User)):

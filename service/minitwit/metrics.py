@@ -31,7 +31,9 @@ def init_metrics(app: Flask) -> PrometheusMetrics:
         "buckets": LATENCY_BUCKETS,
         "excluded_paths": UNTRACKED_PATHS,
     }
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiprocess_dir:
+        os.makedirs(multiprocess_dir, exist_ok=True)  # e.g. `flask migrate` in a fresh container
         metrics = GunicornPrometheusMetrics(app, **options)
     else:
         metrics = PrometheusMetrics(app, path=None, registry=CollectorRegistry(), **options)
