@@ -74,9 +74,9 @@ def probe(target: Target, path: str) -> int | None:
 
 
 def ready(ctx: Context) -> bool:
-    """The app answers ``/ready`` 200 and Swarm runs 3 healthy app tasks."""
+    """The app answers ``/ready`` 200 and exactly 3 app containers run, all healthy."""
     app = ctx.stack.service("app")
-    return probe(ctx.target, "/ready") == 200 and docker.running_tasks(app) == REPLICAS
+    return probe(ctx.target, "/ready") == 200 and docker.healthy_containers(app) == REPLICAS
 
 
 def run_drill(number: int, name: str, ctx: Context, body: Callable[[Context, DrillResult], None]) -> DrillResult:
@@ -85,7 +85,9 @@ def run_drill(number: int, name: str, ctx: Context, body: Callable[[Context, Dri
     started = time.monotonic()
     waited = docker.wait_for(lambda: ready(ctx), timeout=180, interval=2)
     if waited is None:
-        result.objectives.append(is_true("precondition", False, "3 healthy replicas and /ready 200"))
+        app = ctx.stack.service("app")
+        seen = f"{len(docker.containers(app))} app containers, {docker.healthy_containers(app)} healthy"
+        result.objectives.append(is_true("precondition", False, f"3 healthy replicas and /ready 200 ({seen})"))
         result.notes.append(docker.logs(ctx.stack.service("app")))
     else:
         try:

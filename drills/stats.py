@@ -43,7 +43,19 @@ def summarise(records: list[Record], start: float = 0.0, end: float = math.inf) 
         "p99_ms": _ms(percentile(latencies, 99)),
         "max_ms": _ms(max(latencies, default=None)),
         "failure_examples": [_describe(r) for r in failed[:10]],
+        "failure_timeline": failure_timeline(failed),
     }
+
+
+def failure_timeline(failed: list[Record], bucket: float = 5.0) -> dict[str, dict[str, int]]:
+    """Failed requests per ``bucket`` seconds of load time and per status, to see when things broke."""
+    timeline: dict[str, dict[str, int]] = {}
+    for record in failed:
+        start = int(record.started // bucket * bucket)
+        key = str(record.status) if record.status is not None else "transport-error"
+        slot = timeline.setdefault(f"{start}-{start + int(bucket)}s", {})
+        slot[key] = slot.get(key, 0) + 1
+    return timeline
 
 
 def _status_counts(records: list[Record]) -> dict[str, int]:

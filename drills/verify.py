@@ -96,13 +96,19 @@ def _duplicates(writes: list[Write], states: dict[str, UserState | None]) -> lis
     return sorted(m for m, n in counts.items() if n > 1)
 
 
+def _unknown_user(response) -> bool:
+    """The app's own JSON 404, not Traefik's plain "404 page not found" when no route exists."""
+    body = response.json() if response.status == 404 else None
+    return isinstance(body, dict) and body.get("status") == 404
+
+
 def fetch_state(target: Target, user: str, *, attempts: int = 10, pause: float = 1.0) -> UserState | None:
     """Read one user's messages and follows; retry; None if unreadable."""
     name = quote(user)
     for _ in range(attempts):
         msgs = send(target, "GET", f"{target.api_prefix}/msgs/{name}?no={MAX_NO}", auth=True)
         fllws = send(target, "GET", f"{target.api_prefix}/fllws/{name}?no={MAX_NO}", auth=True)
-        if msgs.status == 404 and fllws.status == 404:
+        if _unknown_user(msgs) and _unknown_user(fllws):
             return UserState(exists=False)
         if msgs.status == 200 and fllws.status == 200:
             contents = [m["content"] for m in msgs.json() if m.get("user") == user]

@@ -239,3 +239,19 @@ def test_load_then_verify_finds_every_accepted_write_and_a_deleted_one(app, serv
     sql(app, "DELETE FROM message WHERE text = :t", t=victim.value)
     checked = verify(served, load.writes)
     assert [w.value for w in checked.lost] == [victim.value]
+
+
+def test_only_the_apps_json_404_means_an_unknown_user():
+    from drills.client import Response
+    from drills.verify import _unknown_user
+
+    assert _unknown_user(Response(404, b'{"status": 404, "error_msg": "Unknown user"}'))
+    assert not _unknown_user(Response(404, b"404 page not found\n"))  # Traefik without a route
+    assert not _unknown_user(Response(200, b"[]"))
+
+
+def test_failure_timeline_buckets_failures_by_five_seconds():
+    from drills.stats import failure_timeline
+
+    failed = [rec("tweet", 502, 0.5), rec("read_msgs", 502, 4.9), rec("tweet", None, 7.0, error="reset")]
+    assert failure_timeline(failed) == {"0-5s": {"502": 2}, "5-10s": {"transport-error": 1}}
