@@ -4,7 +4,7 @@ Starts its own PostgreSQL + gunicorn, COPY-seeds 10k users and 200k follows, the
 through each ``--messages`` size (default 10k, 100k, 1M) and at each size measures p50/p99 of the public
 timeline, the busy user's page, the home timeline of a user following 150 users (logged in through the
 form, session kept) and ``GET /api/msgs?no=100``. Prints, per page, the ratio of the largest to the
-smallest p99 across sizes (target <= 1.5). Usage: scripts/scale.sh --help
+p99 at the smallest size (target <= 1.5). Usage: scripts/scale.sh --help
 """
 
 import argparse
@@ -95,12 +95,16 @@ def measure_all(base: str, samples: int) -> dict[str, dict]:
     return results
 
 
-def ratios(by_size: dict[int, dict[str, dict]]) -> dict[str, float]:
-    """Per page: largest p99 / smallest p99 across the measured sizes."""
+def ratios(by_size: dict[int, dict[str, dict]]) -> dict[str, dict[str, float]]:
+    """Per page: p99 at the largest size / p99 at the smallest (the target), and max/min p99 over all sizes."""
+    sizes = sorted(by_size)
     out = {}
     for label in pages():
-        p99s = [stats[label]["p99_ms"] for stats in by_size.values()]
-        out[label] = round(max(p99s) / min(p99s), 2)
+        p99s = [by_size[size][label]["p99_ms"] for size in sizes]
+        out[label] = {
+            "largest_vs_smallest": round(p99s[-1] / p99s[0], 2),
+            "max_vs_min": round(max(p99s) / min(p99s), 2),
+        }
     return out
 
 
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
                 result["sizes"][size] = measure_all(base, args.samples)
                 meta["loadavg"][size] = os.getloadavg()  # other work on the machine skews the figures
                 print_size(size, result["sizes"][size])
-    result["p99_ratio_largest_to_smallest"] = ratios(result["sizes"])
+    result["p99_ratios"] = ratios(result["sizes"])
     return result
 
 
@@ -139,7 +143,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--messages", default="10000,100000,1000000", help="comma-separated message counts")
     p.add_argument("--users", type=int, default=10_000, help="users to seed (default 10000)")
     p.add_argument("--follows", type=int, default=200_000, help="follower rows to seed (default 200000)")
-    p.add_argument("--samples", type=int, default=300, help="timed requests per page and size (default 300)")
+    p.add_argument("--samples", type=int, default=1000, help="timed requests per page and size (default 1000)")
     p.add_argument(
         "--max-ratio", type=float, default=1.5, help="fail if a p99 ratio exceeds this (default 1.5; 0 = report only)"
     )
@@ -155,11 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     except local.Unavailable as exc:
         print(f"SKIPPED: {exc}", file=sys.stderr)
         return 1 if local.STRICT else 0
-    ratio = result["p99_ratio_largest_to_smallest"]
-    print("p99 ratio largest/smallest: " + ", ".join(f"{k} {v}" for k, v in ratio.items()))
+    ratio = result["p99_ratios"]
+    sizes = sorted(result["sizes"])
+    print(f"p99 at {sizes[-1]} / p99 at {sizes[0]} messages: " + _ratios(ratio, "largest_vs_smallest"))
+    print("p99 max / min over all sizes: " + _ratios(ratio, "max_vs_min"))
     write_json(result, args.json)
     print(f"JSON: {args.json}")
-    return 0 if not args.max_ratio or max(ratio.values()) <= args.max_ratio else 1
+    worst = max(r["largest_vs_smallest"] for r in ratio.values())
+    return 0 if not args.max_ratio or worst <= args.max_ratio else 1
+
+
+def _ratios(ratio: dict, key: str) -> str:
+    """One line of per-page ratios."""
+    return ", ".join(f"{page} {r[key]}" for page, r in ratio.items())
 
 
 if __name__ == "__main__":

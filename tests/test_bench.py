@@ -18,6 +18,7 @@ from bench.engines import FlatOrder
 from bench.engines import Job
 from bench.replay import failed
 from bench.replay import replay_jobs
+from bench.scale import ratios
 from bench.scenario import AUTHORIZATION
 from bench.scenario import error_kind
 from bench.scenario import load_actions
@@ -305,3 +306,12 @@ def result_with(errors_by_kind: dict) -> dict:
 )
 def test_fail_on_policy(errors, policy, expected):
     assert failed(result_with(errors), policy) is expected
+
+
+def test_scale_ratios_compare_the_largest_size_with_the_smallest():
+    def sizes(public, api):
+        return {label: {"p99_ms": v} for label, v in (("public", public), ("user", 1), ("home", 1), ("api_msgs", api))}
+
+    got = ratios({10_000: sizes(2.0, 4.0), 100_000: sizes(1.0, 1.0), 1_000_000: sizes(3.0, 2.0)})
+    assert got["public"] == {"largest_vs_smallest": 1.5, "max_vs_min": 3.0}
+    assert got["api_msgs"] == {"largest_vs_smallest": 0.5, "max_vs_min": 4.0}
