@@ -58,11 +58,11 @@ def records_latest(view):
 
 
 def commit_latest() -> None:
-    """Write ``latest`` (if given, once) and commit, so it lands with the request's own changes."""
-    if g.latest is not None:
-        models.set_latest(g.latest)
-        g.latest = None
+    """Commit the request's changes, then record ``latest`` (if given, once)."""
     db.session.commit()
+    if g.latest is not None:
+        models.record_latest(g.latest)
+        g.latest = None
 
 
 def is_simulator() -> bool:
@@ -164,9 +164,6 @@ def post_message(username):
     body, error = json_body("content")
     if error:
         return error
-    user_id = models.get_user_id(username)
-    if user_id is None:
-        return unknown_user(username)
     content = body.get("content")
     limit = current_app.config["MAX_MESSAGE_LENGTH"]
     if not content:
@@ -175,7 +172,8 @@ def post_message(username):
         return error_response(400, f"The message is too long (at most {limit} characters)")
     if not models.storable(content):
         return error_response(400, "The message contains characters that cannot be stored (NUL or invalid Unicode)")
-    models.add_message(user_id, content)
+    if not models.add_message_as(username, content):
+        return unknown_user(username)
     commit_latest()
     metrics.MESSAGES_POSTED.labels(source="api").inc()
     return NO_CONTENT
@@ -201,16 +199,12 @@ def change_follows(username):
     action = "follow" if body.get("follow") else "unfollow" if body.get("unfollow") else None
     if action is None:
         return error_response(400, "The body must name a user in 'follow' or 'unfollow'")
-    user_id = models.get_user_id(username)
-    if user_id is None:
-        return unknown_user(username)
-    target_id = models.get_user_id(body[action])
-    if target_id is None:
-        return unknown_user(body[action])
-    if action == "follow":
-        models.follow(user_id, target_id)
-    else:
-        models.unfollow(user_id, target_id)
+    target = body[action]
+    ids = models.get_user_ids(username, target)
+    for name in (username, target):
+        if name not in ids:
+            return unknown_user(name)
+    (models.follow if action == "follow" else models.unfollow)(ids[username], ids[target])
     commit_latest()
     (metrics.FOLLOWS if action == "follow" else metrics.UNFOLLOWS).labels(source="api").inc()
     return NO_CONTENT

@@ -15,6 +15,7 @@ from sqlalchemy import SmallInteger
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import delete
+from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text as sql_text
@@ -82,10 +83,16 @@ class Latest(db.Model):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
 def _insert(model):
-    """Return an INSERT for the session's dialect, which knows ON CONFLICT."""
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    """Return a Core INSERT on the model's table for the session's dialect, which knows ON CONFLICT.
+
+    Core, not the ORM: the request path then skips the unit of work and its autoflush.
+    """
+    return (postgresql.insert if _dialect() == "postgresql" else sqlite.insert)(model.__table__)
 
 
 def storable(value: str) -> bool:
@@ -104,6 +111,15 @@ def get_user_id(username: str) -> int | None:
     if not storable(username):
         return None
     return db.session.scalar(select(User.user_id).where(User.username == username))
+
+
+def get_user_ids(*usernames: str) -> dict[str, int]:
+    """Look up several users in one query: {username: user_id} for those that exist."""
+    names = [name for name in usernames if storable(name)]
+    if not names:
+        return {}
+    rows = db.session.execute(select(User.username, User.user_id).where(User.username.in_(names)))
+    return {username: user_id for username, user_id in rows}
 
 
 def message_rows(*conditions) -> Select:
@@ -134,7 +150,19 @@ def home_timeline_query(user_id: int) -> Select:
 
 def add_message(author_id: int, content: str) -> None:
     """Store a new, visible message stamped with the server's time."""
-    db.session.add(Message(author_id=author_id, text=content, pub_date=int(time.time()), flagged=0))
+    db.session.execute(_insert(Message).values(author_id=author_id, text=content, pub_date=int(time.time()), flagged=0))
+
+
+def add_message_as(username: str, content: str) -> bool:
+    """Store a message by ``username`` in one statement; False if there is no such user."""
+    if not storable(username):
+        return False
+    author = select(User.user_id, literal(content), literal(int(time.time())), literal(0)).where(
+        User.username == username
+    )
+    columns = ["author_id", "text", "pub_date", "flagged"]
+    stmt = _insert(Message).from_select(columns, author).returning(Message.__table__.c.message_id)
+    return db.session.scalar(stmt) is not None
 
 
 def is_following(who_id: int, whom_id: int) -> bool:
@@ -149,7 +177,7 @@ def follow(who_id: int, whom_id: int) -> None:
 
 def unfollow(who_id: int, whom_id: int) -> None:
     """Stop following a user; unfollowing someone not followed is not an error."""
-    db.session.execute(delete(Follower).where(Follower.who_id == who_id, Follower.whom_id == whom_id))
+    db.session.execute(delete(Follower.__table__).where(Follower.who_id == who_id, Follower.whom_id == whom_id))
 
 
 def followed_usernames(user_id: int, limit: int) -> list[str]:
@@ -170,7 +198,17 @@ def get_latest() -> int:
     return -1 if value is None else value
 
 
-def set_latest(value: int) -> None:
-    """Record ``latest`` (last write wins) in the current transaction."""
+def record_latest(value: int) -> None:
+    """Record ``latest`` (last write wins) in its own short transaction.
+
+    Every simulator request writes this one row. Inside the request's own transaction its lock
+    would be held through the durable commit and serialise all API writes, so it gets a
+    transaction of its own, committed after the request's data. On PostgreSQL that commit does
+    not wait for the WAL flush: ``latest`` is a progress marker, and a crash may lose its last
+    value (never a message or a follow, which are committed durably first).
+    """
+    if _dialect() == "postgresql":
+        db.session.execute(sql_text("SET LOCAL synchronous_commit TO OFF"))
     stmt = _insert(Latest).values(id=1, value=value)
-    db.session.execute(stmt.on_conflict_do_update(index_elements=[Latest.id], set_={"value": value}))
+    db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"value": value}))
+    db.session.commit()
