@@ -8,6 +8,7 @@ DB_MAX_OVERFLOW from the caller's environment pass through unchanged.
 """
 
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -57,8 +58,14 @@ def pg_bindir() -> Path:
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
-    """Prefix a command so it runs as the postgres user when we are root."""
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+    """Prefix a command so it runs as the postgres user when we are root (initdb refuses root)."""
+    if os.geteuid() != 0:
+        return cmd
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise Unavailable("running as root needs a 'postgres' user (install postgresql)") from exc
+    return ["runuser", "-u", "postgres", "--", *cmd]
 
 
 @contextmanager
