@@ -39,7 +39,7 @@ CYCLE = (
     "read_follows",
 )
 WRITE_OPS = frozenset({"register", "tweet", "follow"})
-EXCERPT = 300
+EXCERPT = 4000  # long enough to hold the message of an HTML error page
 
 
 @dataclass(frozen=True)
