@@ -144,4 +144,4 @@ class Envelope:
             "marks": self.marks,
         }
         result.figures.update(figures)
-        return figures
+        return result.figures  # the drill adds its own figures to the same dict

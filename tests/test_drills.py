@@ -255,3 +255,20 @@ def test_failure_timeline_buckets_failures_by_five_seconds():
 
     failed = [rec("tweet", 502, 0.5), rec("read_msgs", 502, 4.9), rec("tweet", None, 7.0, error="reset")]
     assert failure_timeline(failed) == {"0-5s": {"502": 2}, "5-10s": {"transport-error": 1}}
+
+
+def test_envelope_figures_are_the_results_figures(served):
+    from drills.runner import Context
+    from drills.runner import DrillResult
+    from drills.runner import Envelope
+    from drills.stack import Stack
+
+    ctx = Context(served, Stack(), rate=40, workers=2, warmup=0.5, tail=0.5)
+    result = DrillResult(9, "envelope")
+    with Envelope(ctx, "env") as env:
+        env.finish()
+    figures = env.figures(result)
+    figures["recovery_s"] = 1.0  # what a drill adds must reach the report
+    assert result.figures["recovery_s"] == 1.0
+    assert result.figures["all"]["failed"] == 0 and result.figures["writes"]["lost"] == 0
+    assert set(result.figures["marks"]) == {"action_start", "action_end", "load_end"}
