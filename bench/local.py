@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SERVICE = REPO / "service"
+# BENCH_SERVICE_DIR benchmarks another copy of service/ (a worktree, an experiment) with the same harness.
+SERVICE = Path(os.environ.get("BENCH_SERVICE_DIR", REPO / "service")).resolve()
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 STRICT = os.environ.get("MINITWIT_STRICT") == "1"
 TUNABLES = ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")
