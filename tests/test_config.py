@@ -142,7 +142,7 @@ def test_api_prefix_is_configurable(app_factory, monkeypatch):
 # --- production --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", [None, DEV_SECRET_KEY, "short"])
+@pytest.mark.parametrize("key", [None, DEV_SECRET_KEY, "short", "CHANGE-ME-python3 -c secrets.token_urlsafe(48)"])
 def test_production_refuses_a_development_secret_key(app_factory, monkeypatch, key):
     """Production does not start with a missing, default or short secret key."""
     monkeypatch.setenv("MINITWIT_ENV", "production")

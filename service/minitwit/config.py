@@ -101,5 +101,6 @@ def check_config(config: dict[str, Any]) -> None:
     """Refuse to run production with development defaults."""
     if config["MINITWIT_ENV"] != "production":
         return
-    if config["SECRET_KEY"] == DEV_SECRET_KEY or len(config["SECRET_KEY"]) < 16:
+    key = config["SECRET_KEY"]
+    if key == DEV_SECRET_KEY or len(key) < 16 or "CHANGE-ME" in key:  # the vault example's placeholder
         raise ConfigError("production needs SECRET_KEY or SECRET_KEY_FILE: a random value of 16+ characters")
