@@ -67,9 +67,10 @@ print_diagnostics() {
   ((${#failing[@]})) || failing=("${STACK_NAME}_traefik" "${STACK_NAME}_app")
   for service in "${failing[@]}"; do
     log "---- docker service ps --no-trunc $service"
-    docker service ps --no-trunc "$service" >&2 || true
+    timeout 30 docker service ps --no-trunc "$service" >&2 || true
     log "---- docker service logs --tail 60 $service"
-    docker service logs --no-task-ids --tail 60 "$service" >&2 || true
+    # Bounded: `docker service logs` can hang on tasks whose containers are gone.
+    timeout 30 docker service logs --no-task-ids --tail 60 "$service" >&2 || true
   done
 }
 
