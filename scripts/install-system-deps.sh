@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   postgresql-15          # the throwaway PostgreSQL servers of the test suites and benchmarks
   chromium               # the browser the Playwright e2e suite drives
+  libnss3-tools          # certutil: Chromium trusts the stack's test CA in the HTTPS e2e run
   shellcheck             # shell lint
   prometheus             # promtool: check and unit-test the Prometheus config and rules
   docker.io              # the Swarm engine for the real deployment test
