@@ -54,6 +54,11 @@ leave_swarm_if_ours() {
 stack_down() {
   local t0=$SECONDS
   log "tearing down stack $STACK_NAME"
+  # A dead engine leaves the swarm's state on disk, and the next start would bring the old stack
+  # back (holding ports 80/443): start it, so the teardown is real.
+  if ! docker info >/dev/null 2>&1 && command -v dockerd >/dev/null && [[ -d /var/lib/docker/swarm ]]; then
+    ensure_engine
+  fi
   if docker info >/dev/null 2>&1; then
     remove_stack
     remove_objects
