@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${MINITWIT_STACK_LOCK_HELD:-}" != 1 ]]; then
-  exec env MINITWIT_STACK_LOCK_HELD=1 flock -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
+  # -o: the lock stays with flock itself, so no process started below (e.g. a daemon) inherits it.
+  exec env MINITWIT_STACK_LOCK_HELD=1 flock -o -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
 fi
 
 skip() {
