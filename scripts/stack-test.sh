@@ -25,7 +25,8 @@ cd "$REPO_ROOT"
 
 # Hold the stack lock for the whole command, so nobody deploys underneath us.
 if [[ "${MINITWIT_STACK_LOCK_HELD:-}" != 1 ]]; then
-  exec env MINITWIT_STACK_LOCK_HELD=1 flock -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
+  # -o: the lock stays with flock itself, so no process started below (dockerd!) inherits it.
+  exec env MINITWIT_STACK_LOCK_HELD=1 flock -o -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
 fi
 
 # On exit: explain a failed `up` with the services' own words; tear down if asked.

@@ -27,6 +27,9 @@ keepalive = 95  # longer than Traefik's 90 s idle upstream connections, or POSTs
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
+# gunicorn 27's control socket lives at ~/.gunicorn/gunicorn.ctl, one path for every server the
+# same user runs (tests and benchmarks start several at once); nothing here uses gunicornc.
+control_socket_disable = True
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
