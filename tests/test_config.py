@@ -1,5 +1,6 @@
 """Configuration from the environment: ``_FILE`` secrets, production guards, the proxy."""
 
+import logging
 import os
 import runpy
 import subprocess
@@ -26,6 +27,7 @@ SETTINGS = [
     "TRUSTED_PROXY_HOPS",
     "SESSION_COOKIE_SECURE",
     "DB_POOL_SIZE",
+    "LOG_LEVEL",
 ]
 GOOD_KEY = "a-long-random-production-secret-key"
 
@@ -64,6 +66,17 @@ def test_development_defaults(app_factory):
     assert app.config["API_PREFIX"] == "/api"
     assert app.config["SESSION_COOKIE_SECURE"] is False
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+
+
+def test_log_level_from_the_environment(app_factory, monkeypatch):
+    """LOG_LEVEL sets the app's verbosity: at warning, request lines are no longer logged."""
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    app_factory()
+    assert logging.getLogger("minitwit").level == logging.WARNING
+    assert not logging.getLogger("minitwit.request").isEnabledFor(logging.INFO)
+    monkeypatch.delenv("LOG_LEVEL")
+    app_factory()
+    assert logging.getLogger("minitwit.request").isEnabledFor(logging.INFO)
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     check_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    configure_logging(app.config["LOG_LEVEL"])
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)

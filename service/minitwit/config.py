@@ -80,6 +80,7 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "API_PREFIX": os.environ.get("API_PREFIX", "/api").rstrip("/") or "/api",
         "APP_VERSION": os.environ.get("APP_VERSION", "dev"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         "TRUSTED_PROXY_HOPS": int_setting("TRUSTED_PROXY_HOPS", 1),
         "PER_PAGE": 30,
         "API_DEFAULT_NO": 100,
