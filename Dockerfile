@@ -50,7 +50,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=5000 \
     METRICS_PORT=9200 \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus_multiproc
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus_multiproc \
+    DRAIN_FILE=/tmp/minitwit-draining \
+    DRAIN_SECONDS=12
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

@@ -29,7 +29,33 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 fi
 
-if [ "${1:-}" = "gunicorn" ] && [ "${MINITWIT_MIGRATE:-1}" = "1" ]; then
+# Drain before stop: on SIGTERM, make /health answer 503 (DRAIN_FILE) so Traefik's health check
+# (every 5 s) takes this replica out of rotation, keep serving whatever Traefik still sends for
+# DRAIN_SECONDS, then let gunicorn finish in-flight requests and exit. Without this, Traefik
+# learns late that a task is stopping and sends new connections to a closed port (502s).
+# The stack's stop_grace_period covers DRAIN_SECONDS + gunicorn's graceful_timeout.
+# shellcheck disable=SC2317 # invoked by the TERM/INT trap below
+drain_then_stop() {
+    if [ -n "${DRAIN_FILE:-}" ]; then
+        touch "$DRAIN_FILE"
+        sleep "${DRAIN_SECONDS:-12}"
+    fi
+    kill -TERM "$server" 2>/dev/null || true
+}
+
+if [ "${1:-}" != "gunicorn" ]; then
+    exec "$@"
+fi
+if [ "${MINITWIT_MIGRATE:-1}" = "1" ]; then
     migrate
 fi
-exec "$@"
+rm -f "${DRAIN_FILE:-/nonexistent}"
+"$@" &
+server=$!
+trap drain_then_stop TERM INT
+status=0
+# `wait` returns early when a trapped signal arrives; keep waiting until gunicorn has exited.
+while kill -0 "$server" 2>/dev/null; do
+    wait "$server" && status=0 || status=$?
+done
+exit "$status"

@@ -288,3 +288,14 @@ def test_gunicorn_settings_from_environment(monkeypatch, tmp_path):
     assert settings["bind"] == "0.0.0.0:8080"
     assert (settings["workers"], settings["threads"], settings["worker_class"]) == (5, 3, "sync")
     assert settings["metrics_port"] == 9300
+
+
+def test_health_reports_draining_while_the_drain_file_exists(app_factory, tmp_path):
+    """During the entrypoint's drain before stop, /health is 503 so the proxy stops routing here."""
+    drain_file = tmp_path / "draining"
+    client = app_factory(DRAIN_FILE=str(drain_file)).test_client()
+    assert client.get("/health").status_code == 200
+    drain_file.touch()
+    rv = client.get("/health")
+    assert rv.status_code == 503
+    assert rv.get_json() == {"status": "draining"}

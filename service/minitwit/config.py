@@ -81,6 +81,7 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "API_PREFIX": os.environ.get("API_PREFIX", "/api").rstrip("/") or "/api",
         "APP_VERSION": os.environ.get("APP_VERSION", "dev"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
+        "DRAIN_FILE": os.environ.get("DRAIN_FILE") or None,  # set by the image's entrypoint on SIGTERM
         "TRUSTED_PROXY_HOPS": int_setting("TRUSTED_PROXY_HOPS", 1),
         "PER_PAGE": 30,
         "API_DEFAULT_NO": 100,

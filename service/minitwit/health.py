@@ -1,6 +1,9 @@
 """Probes for the orchestrator and the proxy."""
 
+import os
+
 from flask import Blueprint
+from flask import current_app
 from flask import jsonify
 from sqlalchemy import text
 
@@ -12,7 +15,14 @@ bp = Blueprint("health", __name__)
 
 @bp.route("/health")
 def health():
-    """Liveness: the process answers; the database is not consulted."""
+    """Liveness: the process answers (the database is not consulted).
+
+    While the container drains before stopping (its entrypoint created DRAIN_FILE), answer 503
+    so Traefik's health check takes this replica out of rotation while it still serves.
+    """
+    drain_file = current_app.config["DRAIN_FILE"]
+    if drain_file and os.path.exists(drain_file):
+        return jsonify(status="draining"), 503
     return jsonify(status="ok")
 
 
