@@ -86,6 +86,25 @@ def test_get_latest_does_not_record_its_own_parameter(api):
     assert api.get("/latest", params={"latest": 99}).json() == {"latest": 9}
 
 
+@pytest.mark.parametrize("value", [2**63 - 1, -(2**63), 0, -1])
+def test_latest_stores_the_whole_bigint_range(api, value):
+    """The extremes of BIGINT are stored and read back exactly."""
+    api.get("/msgs", params={"latest": value})
+    assert api.get("/latest").json() == {"latest": value}
+
+
+@pytest.mark.parametrize("value", ["1; DROP TABLE message", 2**63, -(2**63) - 1, 1.5, None])
+def test_record_latest_takes_only_a_bigint_int(app, value):
+    """``latest`` is written into its SQL as a number, so anything else is refused before it."""
+    from minitwit import models
+    from minitwit.extensions import db
+
+    with app.test_request_context(), pytest.raises(ValueError, match="BIGINT"):
+        models.record_latest(value)
+        db.session.commit()
+    assert sql(app, "SELECT count(*) FROM latest") == [(0,)]
+
+
 def test_latest_needs_no_authorization(api):
     """``GET /latest`` is public, as in the reference."""
     assert api.get("/latest", auth=False).status_code == 200

@@ -8,8 +8,10 @@ import io
 import json
 import logging
 import socket
+import time
 from datetime import datetime
 
+import psycopg
 import pytest
 from helpers import API_AUTH
 from helpers import STRICT
@@ -204,11 +206,56 @@ def test_database_restart_is_503_then_recovers(own_postgres):
         assert client.get("/public").status_code == 503
         assert client.get("/ready").status_code == 503
         server.start()
-        # the pool's dead connections are detected (pre-ping), no request fails after recovery
+        # the pool's dead connections are dropped at checkout, no request fails after recovery
         assert client.get("/ready").status_code == 200
         assert client.get("/api/latest").get_json() == {"latest": 1}
     finally:
         dispose(app)
+
+
+def test_connections_closed_by_the_server_cost_no_request(own_postgres):
+    """Pooled connections the server closed (restart, terminated backend) are replaced at
+    checkout without a ping round trip: the first requests afterwards succeed."""
+    server, url = own_postgres
+    app = make_app(url)
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is False
+    client = app.test_client()
+    try:
+        assert client.get("/api/msgs", headers=API_AUTH, query_string={"latest": 1}).status_code == 200
+        server.halt()  # no request while it is down: the pool still holds the old connection
+        server.start()
+        assert client.get("/api/msgs", headers=API_AUTH, query_string={"latest": 2}).status_code == 200
+        assert client.get("/public").status_code == 200
+        admin = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+        with admin:
+            pids = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            ).fetchall()
+            assert pids  # the app's pooled connection
+            for (pid,) in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert client.post("/api/register", json={"username": "a", "email": "a@a", "pwd": "a"}).status_code == 204
+        assert client.get("/api/latest").get_json() == {"latest": 2}
+    finally:
+        dispose(app)
+
+
+def test_only_a_live_idle_connection_passes_the_checkout_check(postgres_server):
+    """The checkout check refuses a closed connection and one the server hung up on."""
+    from minitwit.extensions import discard_closed_connection
+    from sqlalchemy.exc import DisconnectionError
+
+    plain_url = postgres_server.replace("postgresql+psycopg", "postgresql")
+    conn = psycopg.connect(plain_url, autocommit=True)
+    discard_closed_connection(conn, None, None)  # idle and open: kept
+    with psycopg.connect(plain_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    time.sleep(0.2)  # the server's goodbye reaches the socket
+    with pytest.raises(DisconnectionError, match="server closed"):
+        discard_closed_connection(conn, None, None)
+    conn.close()
+    with pytest.raises(DisconnectionError, match="is closed"):
+        discard_closed_connection(conn, None, None)
 
 
 # --- business counters (in-process, the default registry) ---------------------------

@@ -14,13 +14,10 @@ from sqlalchemy import Select
 from sqlalchemy import SmallInteger
 from sqlalchemy import String
 from sqlalchemy import Text
-from sqlalchemy import delete
-from sqlalchemy import literal
+from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -83,16 +80,36 @@ class Latest(db.Model):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # what ``latest.value`` holds
 
-
-def _insert(model):
-    """Return a Core INSERT on the model's table for the session's dialect, which knows ON CONFLICT.
-
-    Core, not the ORM: the request path then skips the unit of work and its autoflush.
-    """
-    return (postgresql.insert if _dialect() == "postgresql" else sqlite.insert)(model.__table__)
+# The simulator API's statements, built once at import (the API's hot path skips building and
+# caching a statement per request). Each is one statement, the same on PostgreSQL and SQLite.
+ADD_MESSAGE = sql_text(
+    "INSERT INTO message (author_id, text, pub_date, flagged) VALUES (:author_id, :text, :pub_date, 0)"
+)
+ADD_MESSAGE_AS = sql_text(
+    'INSERT INTO message (author_id, text, pub_date, flagged) SELECT user_id, :text, :pub_date, 0 FROM "user"'
+    " WHERE username = :username RETURNING message_id"
+)
+FOLLOW = sql_text("INSERT INTO follower (who_id, whom_id) VALUES (:who_id, :whom_id) ON CONFLICT DO NOTHING")
+UNFOLLOW = sql_text("DELETE FROM follower WHERE who_id = :who_id AND whom_id = :whom_id")
+FOLLOW_BY_NAME = sql_text(
+    'INSERT INTO follower (who_id, whom_id) SELECT who.user_id, whom.user_id FROM "user" who, "user" whom'
+    " WHERE who.username = :who AND whom.username = :whom ON CONFLICT DO NOTHING"
+)
+UNFOLLOW_BY_NAME = sql_text(
+    'DELETE FROM follower WHERE who_id = (SELECT user_id FROM "user" WHERE username = :who)'
+    ' AND whom_id = (SELECT user_id FROM "user" WHERE username = :whom)'
+)
+USER_IDS = select(User.username, User.user_id).where(User.username.in_(bindparam("names", expanding=True)))
+RECORD_LATEST = sql_text(
+    "INSERT INTO latest (id, value) VALUES (1, :value) ON CONFLICT (id) DO UPDATE SET value = excluded.value"
+)
+RECORD_LATEST_PG = (
+    "BEGIN; SET LOCAL synchronous_commit TO OFF;"
+    " INSERT INTO latest (id, value) VALUES (1, %d) ON CONFLICT (id) DO UPDATE SET value = excluded.value;"
+    " COMMIT"
+)
 
 
 def storable(value: str) -> bool:
@@ -118,7 +135,7 @@ def get_user_ids(*usernames: str) -> dict[str, int]:
     names = [name for name in usernames if storable(name)]
     if not names:
         return {}
-    rows = db.session.execute(select(User.username, User.user_id).where(User.username.in_(names)))
+    rows = db.session.connection().execute(USER_IDS, {"names": names})
     return {username: user_id for username, user_id in rows}
 
 
@@ -150,19 +167,17 @@ def home_timeline_query(user_id: int) -> Select:
 
 def add_message(author_id: int, content: str) -> None:
     """Store a new, visible message stamped with the server's time."""
-    db.session.execute(_insert(Message).values(author_id=author_id, text=content, pub_date=int(time.time()), flagged=0))
+    db.session.connection().execute(
+        ADD_MESSAGE, {"author_id": author_id, "text": content, "pub_date": int(time.time())}
+    )
 
 
 def add_message_as(username: str, content: str) -> bool:
     """Store a message by ``username`` in one statement; False if there is no such user."""
     if not storable(username):
         return False
-    author = select(User.user_id, literal(content), literal(int(time.time())), literal(0)).where(
-        User.username == username
-    )
-    columns = ["author_id", "text", "pub_date", "flagged"]
-    stmt = _insert(Message).from_select(columns, author).returning(Message.__table__.c.message_id)
-    return db.session.scalar(stmt) is not None
+    params = {"username": username, "text": content, "pub_date": int(time.time())}
+    return db.session.connection().execute(ADD_MESSAGE_AS, params).first() is not None
 
 
 def is_following(who_id: int, whom_id: int) -> bool:
@@ -172,12 +187,32 @@ def is_following(who_id: int, whom_id: int) -> bool:
 
 def follow(who_id: int, whom_id: int) -> None:
     """Follow a user; following twice keeps one row, even under concurrent requests."""
-    db.session.execute(_insert(Follower).values(who_id=who_id, whom_id=whom_id).on_conflict_do_nothing())
+    db.session.connection().execute(FOLLOW, {"who_id": who_id, "whom_id": whom_id})
 
 
 def unfollow(who_id: int, whom_id: int) -> None:
     """Stop following a user; unfollowing someone not followed is not an error."""
-    db.session.execute(delete(Follower.__table__).where(Follower.who_id == who_id, Follower.whom_id == whom_id))
+    db.session.connection().execute(UNFOLLOW, {"who_id": who_id, "whom_id": whom_id})
+
+
+def follow_by_name(who: str, whom: str) -> bool:
+    """``who`` follows ``whom``, by name, in one statement; True if a row was added.
+
+    False means one of them does not exist or ``who`` already follows ``whom``.
+    """
+    if not (storable(who) and storable(whom)):
+        return False
+    return db.session.connection().execute(FOLLOW_BY_NAME, {"who": who, "whom": whom}).rowcount > 0
+
+
+def unfollow_by_name(who: str, whom: str) -> bool:
+    """``who`` stops following ``whom``, by name, in one statement; True if a row was removed.
+
+    False means one of them does not exist or ``who`` did not follow ``whom``.
+    """
+    if not (storable(who) and storable(whom)):
+        return False
+    return db.session.connection().execute(UNFOLLOW_BY_NAME, {"who": who, "whom": whom}).rowcount > 0
 
 
 def followed_usernames(user_id: int, limit: int) -> list[str]:
@@ -199,16 +234,21 @@ def get_latest() -> int:
 
 
 def record_latest(value: int) -> None:
-    """Record ``latest`` (last write wins) in its own short transaction.
+    """Record ``latest`` (last write wins) in a short transaction of its own, one round trip.
 
     Every simulator request writes this one row. Inside the request's own transaction its lock
-    would be held through the durable commit and serialise all API writes, so it gets a
-    transaction of its own, committed after the request's data. On PostgreSQL that commit does
-    not wait for the WAL flush: ``latest`` is a progress marker, and a crash may lose its last
-    value (never a message or a follow, which are committed durably first).
+    would be held through the durable commit and serialise all API writes, so the API runs in
+    autocommit mode (each write is committed, durably, as it executes) and ``latest`` follows in
+    its own transaction. On PostgreSQL that commit does not wait for the WAL flush: ``latest`` is
+    a progress marker, and a crash may lose its last value (never a message or a follow, which
+    were committed durably first). ``SET LOCAL`` needs a transaction block, and the whole block
+    goes as one simple-protocol query (which alone may hold several statements), so ``value``
+    is inlined: it is an ``int`` in BIGINT range, checked here, never text from the request.
     """
-    if _dialect() == "postgresql":
-        db.session.execute(sql_text("SET LOCAL synchronous_commit TO OFF"))
-    stmt = _insert(Latest).values(id=1, value=value)
-    db.session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"value": value}))
-    db.session.commit()
+    if not isinstance(value, int) or not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise ValueError(f"latest must be an int in BIGINT range, got {value!r}")
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.connection.dbapi_connection.execute(RECORD_LATEST_PG % value, prepare=False)
+    else:
+        connection.execute(RECORD_LATEST, {"value": value})
