@@ -84,15 +84,25 @@ def measured(run, probe: CpuProbe | None, *args) -> dict:
     return summary
 
 
-def run_once(target: Target, actions, clients: int, engine: str, noop_path: str, probe: CpuProbe | None) -> dict:
+def run_once(
+    target: Target,
+    actions,
+    clients: int,
+    engine: str,
+    noop_path: str,
+    probe: CpuProbe | None,
+    window: int | None = None,
+) -> dict:
     """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary."""
     run, origin, n = ENGINES[engine], origin_of(target), len(actions)
-    replay_s = measured(run, probe, target, replay_jobs(target, actions), Scheduler(actions), clients, TIMEOUT_S)
+    order = Scheduler(actions, window=window)
+    replay_s = measured(run, probe, target, replay_jobs(target, actions), order, clients, TIMEOUT_S)
     latest = final_latest(target)
     noop_s = measured(run, probe, origin, noop_jobs(origin, noop_path, n), FlatOrder(n), clients, TIMEOUT_S)
     return {
         "mode": "sequential" if clients == 1 else "concurrent",
         "clients": clients,
+        "window": window,
         "engine": engine,
         "replay": replay_s,
         "final_latest": latest,
@@ -132,6 +142,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resolve-to", metavar="ADDR", help="connect to ADDR instead of resolving the URL's host")
     p.add_argument("--rows", type=int, help="replay only the first N scenario rows (default: all 25,922)")
     p.add_argument("--clients", default="1,16", help="comma-separated client counts; 1 = sequential (default 1,16)")
+    p.add_argument(
+        "--window",
+        type=int,
+        help="concurrent clients start an action only within N rows of the oldest unfinished one, so requests"
+        " arrive roughly in file order (default: no limit, every action whose dependencies are done may start;"
+        " all 200 registers then arrive at once)",
+    )
     p.add_argument("--engine", choices=sorted(ENGINES), default="threads", help="load engine (default threads)")
     p.add_argument("--compare-engines", action="store_true", help="also measure both engines on the no-op")
     p.add_argument("--noop-path", default="/health", help="no-op endpoint, relative to the server root")
@@ -164,7 +181,7 @@ def bench(args: argparse.Namespace, url: str, database_url: str | None, probe: C
     for clients in (int(c) for c in args.clients.split(",")):
         if database_url:
             local.reset_database(database_url)
-        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path, probe))
+        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path, probe, args.window))
     result["meta"]["loadavg_after"] = os.getloadavg()
     if args.compare_engines:
         result["engines"] = compare_engines(

@@ -20,7 +20,9 @@ def run_text(run: dict) -> list[str]:
     """Text block for one replay run and its no-op twin."""
     replay, noop = run["replay"], run["noop"]
     lines = [
-        f"== {run['mode']} ({run['clients']} client(s), engine {run['engine']}) ==",
+        f"== {run['mode']} ({run['clients']} client(s), engine {run['engine']}"
+        + (f", window {run['window']} rows" if run.get("window") else "")
+        + ") ==",
         f"  replay: {replay['requests']} requests in {replay['wall_s']} s = {replay['throughput_rps']} req/s,"
         f" {replay['errors']} errors {replay['errors_by_kind'] or ''}".rstrip(),
         f"  final /latest: {run['final_latest']} (expected {run['expected_latest']})",

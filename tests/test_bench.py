@@ -116,10 +116,10 @@ def test_one_client_replays_in_file_order(scenario):
     assert [i for event, i in log if event == "start"] == list(range(2000))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_concurrent_replay_keeps_each_users_order(scenario, seed):
+@pytest.mark.parametrize("seed, window", [(1, None), (2, None), (3, 64)])
+def test_concurrent_replay_keeps_each_users_order(scenario, seed, window):
     actions = scenario[:6000]
-    log = drain(Scheduler(actions), clients=16, seed=seed)
+    log = drain(Scheduler(actions, window=window), clients=16, seed=seed)
     started = {i: n for n, (event, i) in enumerate(log) if event == "start"}
     finished = {i: n for n, (event, i) in enumerate(log) if event == "finish"}
     assert len(started) == len(finished) == len(actions)
@@ -142,6 +142,22 @@ def test_concurrent_replay_really_overlaps(scenario):
         in_flight += 1 if event == "start" else -1
         peak = max(peak, in_flight)
     assert peak == 16
+
+
+def test_a_window_keeps_starts_close_to_the_oldest_unfinished_action(scenario):
+    """With a window, no action starts N or more rows after the oldest unfinished one."""
+    actions = scenario[:6000]
+    log = drain(Scheduler(actions, window=64), clients=16, seed=4)
+    unfinished, oldest = set(range(len(actions))), 0
+    for event, i in log:
+        if event == "start":
+            assert i < oldest + 64
+        else:
+            unfinished.discard(i)
+            oldest = min(unfinished, default=len(actions))
+    assert not unfinished
+    with pytest.raises(ValueError):
+        Scheduler(actions, window=0)
 
 
 # --- percentiles ------------------------------------------------------------------------
