@@ -54,7 +54,7 @@ logconfig_dict = {
     "root": {"handlers": ["stdout"], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        # logconfig_dict switches gunicorn's access log on; the app's own request line replaces it.
+        # AppLogsRequests never writes access lines; should logger_class change, they stay quiet.
         "gunicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
     },
 }

@@ -118,6 +118,14 @@ def test_database_urls_use_psycopg3(url, expected):
     assert normalise_database_url(url) == expected
 
 
+def test_pool_pings_on_checkout_only_when_asked(monkeypatch):
+    """No ping round trip by default (closed connections are dropped at checkout anyway)."""
+    monkeypatch.delenv("DB_POOL_PRE_PING", raising=False)
+    assert engine_options("postgresql+psycopg://db/m")["pool_pre_ping"] is False
+    monkeypatch.setenv("DB_POOL_PRE_PING", "1")
+    assert engine_options("postgresql+psycopg://db/m")["pool_pre_ping"] is True
+
+
 def test_pool_settings_from_env(monkeypatch):
     """PostgreSQL pool sizes come from the environment; SQLite gets a busy timeout."""
     monkeypatch.setenv("DB_POOL_SIZE", "7")
