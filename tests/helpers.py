@@ -347,6 +347,29 @@ def postgres_bindir() -> pathlib.Path | None:
     return None
 
 
+def terminate_backends(admin, pids, timeout: float = 10.0):
+    """pg_terminate_backend each pid and wait until those backend processes have exited.
+
+    pg_terminate_backend only signals the backend; its socket closes a moment later, when
+    the process exits. The servers in these tests run on this machine, so the wait is on
+    the process itself.
+    """
+    for pid in pids:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass  # another user's process: still there
+            if time.monotonic() > deadline:
+                raise AssertionError(f"backend {pid} still running {timeout}s after pg_terminate_backend")
+            time.sleep(0.01)
+
+
 class ThrowawayPostgres:
     """A private PostgreSQL cluster in a temp dir, on 127.0.0.1 with trust auth.
 

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 import socket
-import time
 from datetime import datetime
 
 import psycopg
@@ -28,6 +27,7 @@ from helpers import http
 from helpers import make_app
 from helpers import postgres_bindir
 from helpers import run_flask
+from helpers import terminate_backends
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -232,8 +232,7 @@ def test_connections_closed_by_the_server_cost_no_request(own_postgres):
                 "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
             ).fetchall()
             assert pids  # the app's pooled connection
-            for (pid,) in pids:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            terminate_backends(admin, [pid for (pid,) in pids])
         assert client.post("/api/register", json={"username": "a", "email": "a@a", "pwd": "a"}).status_code == 204
         assert client.get("/api/latest").get_json() == {"latest": 2}
     finally:
@@ -249,8 +248,7 @@ def test_only_a_live_idle_connection_passes_the_checkout_check(postgres_server):
     conn = psycopg.connect(plain_url, autocommit=True)
     discard_closed_connection(conn, None, None)  # idle and open: kept
     with psycopg.connect(plain_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
-    time.sleep(0.2)  # the server's goodbye reaches the socket
+        terminate_backends(admin, [conn.info.backend_pid])
     with pytest.raises(DisconnectionError, match="server closed"):
         discard_closed_connection(conn, None, None)
     conn.close()
