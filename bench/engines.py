@@ -27,11 +27,12 @@ class Job:
 
 @dataclass(frozen=True)
 class Sample:
-    """The outcome of one job: latency in seconds and an error kind or None."""
+    """The outcome of one job: latency in seconds, an error kind or None, and when it started."""
 
     label: str
     latency: float
     error: str | None
+    started: float = 0.0  # time.perf_counter() when the request started
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class FlatOrder:
 def _sample(job: Job, started: float, status: int | None, error: str | None) -> Sample:
     """Record the latency and apply the job's error rule to a status."""
     latency = time.perf_counter() - started
-    return Sample(job.label, latency, error if status is None else job.check(status))
+    return Sample(job.label, latency, error if status is None else job.check(status), started)
 
 
 def run_threads(target: Target, jobs: list[Job], order, concurrency: int, timeout: float) -> RunResult:

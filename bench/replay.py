@@ -26,6 +26,9 @@ from bench.cpu import CpuProbe
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
 from bench.engines import Job
+from bench.engines import RunResult
+from bench.floor import hash_cost
+from bench.floor import hash_floor
 from bench.report import render
 from bench.report import write_json
 from bench.scenario import TIMEOUT_S
@@ -71,17 +74,18 @@ def final_latest(target: Target, wait_s: float = 60) -> int | None:
     return json.loads(body.partition(b"\r\n\r\n")[2]).get("latest") if status == 200 else None
 
 
-def measured(run, probe: CpuProbe | None, *args) -> dict:
+def measured(run, probe: CpuProbe | None, *args) -> tuple[dict, RunResult]:
     """Run one engine pass and summarise it, adding the server's CPU cost per request when we can see it."""
     before = probe.read() if probe else None
-    summary = summarize(run(*args))
+    result = run(*args)
+    summary = summarize(result)
     cpu = {"generator": summary["generator_cpu_us_per_request"]}
     if probe:
         cpu |= CpuProbe.per_request(before, probe.read(), summary["requests"])
     summary["cpu_us_per_request"] = cpu
     # What two cores could serve if CPU were the only limit (ignores fsync waits and scheduling).
     summary["cpu_bound_capacity_rps"] = round((os.cpu_count() or 1) * 1e6 / sum(cpu.values())) if probe else None
-    return summary
+    return summary, result
 
 
 def run_once(
@@ -92,13 +96,22 @@ def run_once(
     noop_path: str,
     probe: CpuProbe | None,
     window: int | None = None,
+    cost: tuple[str, float] | None = None,
 ) -> dict:
-    """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary."""
+    """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary.
+
+    With ``cost`` (Werkzeug's hash method, CPU seconds per hash) the replay's summary also states
+    the password-hash floor (``bench/floor.py``).
+    """
     run, origin, n = ENGINES[engine], origin_of(target), len(actions)
     order = Scheduler(actions, window=window)
-    replay_s = measured(run, probe, target, replay_jobs(target, actions), order, clients, TIMEOUT_S)
+    replay_s, replay_r = measured(run, probe, target, replay_jobs(target, actions), order, clients, TIMEOUT_S)
     latest = final_latest(target)
-    noop_s = measured(run, probe, origin, noop_jobs(origin, noop_path, n), FlatOrder(n), clients, TIMEOUT_S)
+    noop_s, _ = measured(run, probe, origin, noop_jobs(origin, noop_path, n), FlatOrder(n), clients, TIMEOUT_S)
+    if cost:
+        noop_cpu_us = sum(noop_s["cpu_us_per_request"].values()) if probe else None
+        cores = os.cpu_count() or 1
+        replay_s["hash_floor"] = hash_floor(replay_r.samples, replay_r.wall_s, cores, TIMEOUT_S, cost, noop_cpu_us)
     return {
         "mode": "sequential" if clients == 1 else "concurrent",
         "clients": clients,
@@ -125,10 +138,11 @@ def compare_engines(target: Target, noop_path: str, n: int, clients: int) -> dic
 
 def machine() -> str:
     """One line describing where the numbers come from."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
+    with open("/proc/cpuinfo") as cpuinfo:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+            platform.processor(),
+        )
     return (
         f"{os.cpu_count()} CPU(s) {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
     )
@@ -167,6 +181,7 @@ def bench(args: argparse.Namespace, url: str, database_url: str | None, probe: C
     """Run every requested replay against ``url``; empty the database first when it is ours."""
     target = parse_target(url, args.cacert, args.resolve_to)
     actions = load_actions(rows=args.rows)
+    cost = hash_cost()
     result = {
         "meta": {
             "url": url,
@@ -181,7 +196,7 @@ def bench(args: argparse.Namespace, url: str, database_url: str | None, probe: C
     for clients in (int(c) for c in args.clients.split(",")):
         if database_url:
             local.reset_database(database_url)
-        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path, probe, args.window))
+        result["runs"].append(run_once(target, actions, clients, args.engine, args.noop_path, probe, args.window, cost))
     result["meta"]["loadavg_after"] = os.getloadavg()
     if args.compare_engines:
         result["engines"] = compare_engines(

@@ -32,6 +32,26 @@ def run_text(run: dict) -> list[str]:
         f"  app / no-op throughput: {run['app_vs_noop']:.0%}",
         f"  CPU us/request: replay {_cpu(replay)}; no-op {_cpu(noop)}",
     ]
+    if floor := replay.get("hash_floor"):
+        lines += floor_text(floor)
+    return lines
+
+
+def floor_text(floor: dict) -> list[str]:
+    """What the password hash alone costs this replay (bench/floor.py)."""
+    share = f", {floor['registers_share_of_cpu']:.0%} of {floor['cores']} cores over the replay"
+    lines = [
+        f"  hash floor: Werkzeug's default {floor['method']} costs {floor['hash_cpu_ms']} ms CPU per hash here;"
+        f" {floor['registers']} registers = {floor['registers_cpu_s']} CPU-s"
+        + (share if floor["registers_share_of_cpu"] is not None else ""),
+        f"    registers in flight: up to {floor['max_registers_in_flight']} at once; {floor['cores']} cores finish"
+        f" at most {floor['hashes_within_timeout']} hashes within the {floor['timeout_s']} s timeout",
+    ]
+    if ceiling := floor.get("ceiling_rps"):
+        lines.append(
+            f"    ceiling if every request cost only the no-op's CPU, plus the hashes: {ceiling} req/s,"
+            f" {floor['ceiling_vs_noop']:.0%} of what the no-op's CPU cost allows"
+        )
     return lines
 
 

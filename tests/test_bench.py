@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 import pytest
+from helpers import STRICT
 
 from bench.client import build_request
 from bench.client import fetch
@@ -16,8 +17,14 @@ from bench.client import parse_target
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
 from bench.engines import Job
+from bench.engines import Sample
+from bench.floor import hash_cost
+from bench.floor import hash_floor
+from bench.floor import max_in_flight
 from bench.replay import failed
+from bench.replay import main as replay_main
 from bench.replay import replay_jobs
+from bench.report import floor_text
 from bench.scale import ratios
 from bench.scenario import AUTHORIZATION
 from bench.scenario import error_kind
@@ -331,3 +338,89 @@ def test_scale_ratios_compare_the_largest_size_with_the_smallest():
     got = ratios({10_000: sizes(2.0, 4.0), 100_000: sizes(1.0, 1.0), 1_000_000: sizes(3.0, 2.0)})
     assert got["public"] == {"largest_vs_smallest": 1.5, "max_vs_min": 3.0}
     assert got["api_msgs"] == {"largest_vs_smallest": 0.5, "max_vs_min": 4.0}
+
+
+# --- the password-hash floor (bench/floor.py) ----------------------------------------------
+
+
+def sample(label: str, started: float, latency: float) -> Sample:
+    return Sample(label, latency, None, started)
+
+
+def test_max_in_flight_counts_overlapping_requests_of_one_label():
+    samples = [
+        sample("register", 0.0, 1.0),
+        sample("register", 0.5, 1.0),
+        sample("register", 1.0, 1.0),  # starts as the first one ends: never three at once
+        sample("tweet", 0.6, 1.0),
+        sample("register", 5.0, 0.1),
+    ]
+    assert max_in_flight(samples) == 2
+    assert max_in_flight(samples, "tweet") == 1
+    assert max_in_flight([]) == 0
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_engines_record_when_each_request_started(server, engine):
+    """Four clients, four requests the server holds until it is released: all four were in flight."""
+    target = parse_target(server)
+    jobs = [Job("register", build_request(target, "GET", "/stall", auth=False), lambda s: None)] * 4
+    threading.Timer(0.3, Handler.release.set).start()
+    result = ENGINES[engine](target, jobs, FlatOrder(len(jobs)), 4, 2.0)
+    assert max_in_flight(result.samples) == 4
+    assert all(s.latency >= 0.2 for s in result.samples)
+    Handler.release.clear()
+    result = ENGINES[engine](target, jobs, FlatOrder(len(jobs)), 2, 2.0)
+    assert max_in_flight(result.samples) == 2
+
+
+def test_hash_cost_measures_the_method_the_app_hashes_with():
+    from minitwit.auth import hash_password
+
+    method, seconds = hash_cost(samples=1)
+    assert method == hash_password("x").split("$", 1)[0]
+    assert method.startswith("scrypt:")
+    assert 0 < seconds < 5
+
+
+def test_hash_floor_figures():
+    samples = [sample("register", i * 0.1, 0.2) for i in range(4)] + [sample("tweet", 1, 0.01)] * 6
+    floor = hash_floor(samples, wall_s=2.0, cores=2, timeout_s=0.3, cost=("scrypt:32768:8:1", 0.1), noop_cpu_us=500)
+    assert floor == {
+        "method": "scrypt:32768:8:1",
+        "hash_cpu_ms": 100.0,
+        "registers": 4,
+        "registers_cpu_s": 0.4,
+        "registers_share_of_cpu": 0.1,  # 0.4 CPU-s of 2 cores x 2 s
+        "max_registers_in_flight": 2,
+        "cores": 2,
+        "timeout_s": 0.3,
+        "hashes_within_timeout": 6,
+        "ceiling_rps": 49,  # 10 requests x 2 cores / (0.4 s of hashes + 10 x 0.5 ms)
+        "ceiling_vs_noop": 0.012,
+    }
+    remote = hash_floor(samples, wall_s=2.0, cores=2, timeout_s=0.3, cost=("m", 0.1))
+    assert remote["ceiling_rps"] is None and remote["ceiling_vs_noop"] is None
+    text = "\n".join(floor_text(floor))
+    assert "scrypt:32768:8:1 costs 100.0 ms CPU per hash" in text
+    assert "4 registers = 0.4 CPU-s, 10% of 2 cores" in text
+    assert "up to 2 at once; 2 cores finish at most 6 hashes within the 0.3 s timeout" in text
+    assert "49 req/s, 1% of what the no-op's CPU cost allows" in text
+    assert "ceiling" not in "\n".join(floor_text(remote))
+
+
+def test_a_local_replay_reports_the_hash_floor(tmp_path, capsys):
+    """The real thing, briefly: own PostgreSQL + gunicorn, the first 40 rows with 4 clients."""
+    out = tmp_path / "replay.json"
+    code = replay_main(["--rows", "40", "--clients", "4", "--fail-on", "server", "--json", str(out)])
+    printed = capsys.readouterr()
+    if not out.exists() and "SKIPPED" in printed.err and not STRICT:
+        pytest.skip(printed.err.strip())
+    assert code == 0, printed.out + printed.err
+    run = json.loads(out.read_text())["runs"][0]
+    floor = run["replay"]["hash_floor"]
+    assert floor["registers"] == sum(1 for a in load_actions(rows=40) if a.command == "register")
+    assert 1 <= floor["max_registers_in_flight"] <= 4
+    assert floor["ceiling_rps"] > 0  # local: the no-op's CPU cost is known
+    assert "hash floor: Werkzeug's default scrypt:" in printed.out
+    assert run["final_latest"] == run["expected_latest"]
