@@ -4,6 +4,7 @@ scheduler, percentile maths and the raw HTTP client, on the real scenario and a 
 import json
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
@@ -208,6 +209,8 @@ class Handler(BaseHTTPRequestHandler):
     """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it."""
 
     release = threading.Event()
+    stalled = 0  # requests that reached /stall
+    lock = threading.Lock()
     seen: list[tuple[str, str, bytes]] = []
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
@@ -217,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         if self.path == "/stall":
+            with Handler.lock:
+                Handler.stalled += 1
             self.release.wait(5)
         self.answer(200, b'{"status":"ok"}')
 
@@ -239,6 +244,7 @@ def server():
     thread.start()
     Handler.release.clear()
     Handler.seen.clear()
+    Handler.stalled = 0
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     Handler.release.set()
     httpd.shutdown()
@@ -360,18 +366,30 @@ def test_max_in_flight_counts_overlapping_requests_of_one_label():
     assert max_in_flight([]) == 0
 
 
+def release_once_stalled(n: int) -> None:
+    """Release the server's /stall requests once ``n`` of them are waiting (or after 5 s)."""
+
+    def watch():
+        deadline = time.monotonic() + 5
+        while Handler.stalled < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+        Handler.release.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_engines_record_when_each_request_started(server, engine):
-    """Four clients, four requests the server holds until it is released: all four were in flight."""
+    """The server holds requests until ``clients`` of them wait at once: the samples show that overlap."""
     target = parse_target(server)
     jobs = [Job("register", build_request(target, "GET", "/stall", auth=False), lambda s: None)] * 4
-    threading.Timer(0.3, Handler.release.set).start()
-    result = ENGINES[engine](target, jobs, FlatOrder(len(jobs)), 4, 2.0)
-    assert max_in_flight(result.samples) == 4
-    assert all(s.latency >= 0.2 for s in result.samples)
-    Handler.release.clear()
-    result = ENGINES[engine](target, jobs, FlatOrder(len(jobs)), 2, 2.0)
-    assert max_in_flight(result.samples) == 2
+    for clients in (4, 2):
+        Handler.release.clear()
+        Handler.stalled = 0
+        release_once_stalled(clients)
+        result = ENGINES[engine](target, jobs, FlatOrder(len(jobs)), clients, 2.0)
+        assert [s.error for s in result.samples] == [None] * 4
+        assert max_in_flight(result.samples) == clients
 
 
 def test_hash_cost_measures_the_method_the_app_hashes_with():
