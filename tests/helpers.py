@@ -27,11 +27,13 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+import pytest
 from werkzeug.security import generate_password_hash
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVICE_DIR = REPO_ROOT / "service"
 STRICT = os.environ.get("MINITWIT_STRICT") == "1"
+VENV_BIN = os.path.dirname(sys.executable)
 
 SIMULATOR_CREDENTIALS = "simulator:super_safe!"
 API_AUTH = {"Authorization": "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"}
@@ -563,3 +565,63 @@ def stop(proc: subprocess.Popen):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def unavailable(reason: str):
+    """Skip with a clear reason, or fail when MINITWIT_STRICT=1 demands every check."""
+    if STRICT:
+        pytest.fail(f"{reason} (MINITWIT_STRICT=1)")
+    pytest.skip(f"SKIPPED: {reason}")
+
+
+def find_tool(name: str, env: str | None = None) -> str:
+    """Path of a program from ``env``, the virtualenv or PATH, or skip/fail without it."""
+    path = (env and os.environ.get(env)) or shutil.which(name, path=VENV_BIN) or shutil.which(name)
+    if not path:
+        unavailable(f"{name} not installed")
+    return path
+
+
+def http_get(url: str) -> str:
+    """GET ``url`` and return the body (raises on non-2xx)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def wait_until(check, what: str, seconds: float = 30, log=None):
+    """Poll ``check()`` until it returns a truthy value; fail after ``seconds``
+    (with the end of the server's ``log`` file, if given)."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            last = check()
+            if last:
+                return last
+        time.sleep(0.3)
+    tail = log.read_text(errors="replace")[-3000:] if log else ""
+    pytest.fail(f"timed out after {seconds}s waiting for {what}; last answer: {last!r}\n{tail}")
+
+
+def run_checked(args: list, env: dict | None = None):
+    """Run a short command to completion; fail the test with its output if it fails."""
+    result = subprocess.run(
+        [str(a) for a in args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, f"{args[:3]} failed:\n{result.stdout}{result.stderr}"
+
+
+@contextlib.contextmanager
+def running(args: list[str], log_path, env: dict | None = None):
+    """Run a server process for the duration of the block and always stop it."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

@@ -15,22 +15,23 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
 from helpers import REPO_ROOT
-from helpers import STRICT
 from helpers import HttpApi
 from helpers import api_follow
 from helpers import api_post
 from helpers import api_register
+from helpers import find_tool
 from helpers import free_port
+from helpers import http_get
+from helpers import run_checked
+from helpers import running
+from helpers import unavailable
+from helpers import wait_until
 
 yaml = pytest.importorskip("yaml")
 
@@ -44,7 +45,6 @@ PROVIDER_YML = STACK / "grafana" / "provisioning" / "dashboards" / "dashboards.y
 DASHBOARDS = sorted((STACK / "grafana" / "dashboards").glob("*.json"))
 STACK_YML = STACK / "minitwit.yml"
 TRAEFIK_YML = REPO_ROOT / "traefik" / "traefik.yml"
-VENV_BIN = os.path.dirname(sys.executable)
 # PromQL words that look like metric names but are not.
 PROMQL_KEYWORDS = {
     "and",
@@ -64,66 +64,6 @@ PROMQL_KEYWORDS = {
 
 
 # --- helpers --------------------------------------------------------------------------
-
-
-def unavailable(reason: str):
-    """Skip with a clear reason, or fail when MINITWIT_STRICT=1 demands every check."""
-    if STRICT:
-        pytest.fail(f"{reason} (MINITWIT_STRICT=1)")
-    pytest.skip(f"SKIPPED: {reason}")
-
-
-def find_tool(name: str, env: str | None = None) -> str:
-    """Path of a program from ``env``, the virtualenv or PATH, or skip/fail without it."""
-    path = (env and os.environ.get(env)) or shutil.which(name, path=VENV_BIN) or shutil.which(name)
-    if not path:
-        unavailable(f"{name} not installed")
-    return path
-
-
-def http_get(url: str) -> str:
-    """GET ``url`` and return the body (raises on non-2xx)."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
-
-
-def wait_until(check, what: str, seconds: float = 30, log=None):
-    """Poll ``check()`` until it returns a truthy value; fail after ``seconds``
-    (with the end of the server's ``log`` file, if given)."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            last = check()
-            if last:
-                return last
-        time.sleep(0.3)
-    tail = log.read_text(errors="replace")[-3000:] if log else ""
-    pytest.fail(f"timed out after {seconds}s waiting for {what}; last answer: {last!r}\n{tail}")
-
-
-def run_checked(args: list, env: dict | None = None):
-    """Run a short command to completion; fail the test with its output if it fails."""
-    result = subprocess.run(
-        [str(a) for a in args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert result.returncode == 0, f"{args[:3]} failed:\n{result.stdout}{result.stderr}"
-
-
-@contextlib.contextmanager
-def running(args: list[str], log_path, env: dict | None = None):
-    """Run a server process for the duration of the block and always stop it."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def exposed_names(exposition: str) -> set[str]:
