@@ -1,11 +1,12 @@
-"""The stack's ``retry-reads`` middleware (traefik/dynamic/middlewares.yml) on the real Traefik.
+"""The stack's retry middlewares (traefik/dynamic/middlewares.yml) on the real Traefik.
 
 A replica that dies while it holds a request resets Traefik's connection after the request was
 sent. Traefik answers that with a 502, and its retry middleware does not re-send a request it
 already wrote unless the answer's status is listed. Here one backend reads each request and
 resets the connection (a crash mid-request), the other answers; Traefik balances between them.
-GETs through ``retry-reads`` must all succeed; POSTs, which the stack never retries, must reach
-the crashing backend once and never be re-sent.
+GETs through ``retry-reads`` must all succeed; POSTs through ``retry-unsent`` must reach the
+crashing backend once and never be re-sent. A replica that is already gone (the connection
+fails, nothing is sent) costs neither reads nor writes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,37 @@ from helpers import wait_until
 
 MIDDLEWARES = REPO_ROOT / "traefik" / "dynamic" / "middlewares.yml"
 REQUESTS = 20
+
+
+def stack_router_middlewares() -> dict[str, list[str]]:
+    """The app's routers in stack/minitwit.yml and their file-provider middlewares, by name."""
+    stack = yaml.safe_load((REPO_ROOT / "stack" / "minitwit.yml").read_text())
+    labels = stack["services"]["app"]["deploy"]["labels"]
+    routers: dict[str, list[str]] = {}
+    for label in labels:
+        key, _, value = label.partition("=")
+        parts = key.split(".")
+        if parts[:3] == ["traefik", "http", "routers"] and parts[4] == "rule":
+            routers.setdefault(parts[3], [])
+        if parts[:3] == ["traefik", "http", "routers"] and parts[4] == "middlewares":
+            routers[parts[3]] = [m.removesuffix("@file") for m in value.split(",")]
+    return routers
+
+
+STACK_MIDDLEWARES = stack_router_middlewares()
+
+
+def test_every_app_router_in_the_stack_retries_the_safe_way():
+    """GET routers re-send reads (retry-reads); the routers that take writes only unsent requests."""
+    retries = {name: [m for m in mws if m.startswith("retry-")] for name, mws in STACK_MIDDLEWARES.items()}
+    assert retries == {
+        "minitwit-web-https": ["retry-unsent"],
+        "minitwit-api-https": ["retry-unsent"],
+        "minitwit-web-read-https": ["retry-reads"],
+        "minitwit-api-read-https": ["retry-reads"],
+    }
+    middlewares = yaml.safe_load(MIDDLEWARES.read_text())["http"]["middlewares"]
+    assert "status" not in middlewares["retry-unsent"]["retry"]  # a status would re-send written writes
 
 
 class Answering(BaseHTTPRequestHandler):
@@ -90,23 +122,41 @@ class Crashing:
 
 @pytest.fixture
 def traefik(tmp_path):
-    """Traefik with the repository's retry-reads middleware in front of a crashing and a healthy backend."""
+    """Traefik with the repository's retry middlewares, routed as in stack/minitwit.yml.
+
+    ``/`` goes to a crashing and a healthy backend, ``/gone/`` to a closed port and the healthy one.
+    """
     traefik_bin = find_tool("traefik", "TRAEFIK_BIN")
     healthy = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
     threading.Thread(target=healthy.serve_forever, daemon=True).start()
     Answering.counts = {"GET": 0, "POST": 0}
     crashing = Crashing()
+    healthy_url = f"http://127.0.0.1:{healthy.server_address[1]}"
     middlewares = yaml.safe_load(MIDDLEWARES.read_text())["http"]["middlewares"]
-    servers = [{"url": f"http://127.0.0.1:{crashing.port}"}, {"url": f"http://127.0.0.1:{healthy.server_address[1]}"}]
+    routers = {}
+    for prefix, service in (("/", "crash"), ("/gone/", "gone")):
+        routers[f"reads-{service}"] = {
+            "rule": f"PathPrefix(`{prefix}`) && Method(`GET`)",
+            "service": service,
+            "middlewares": STACK_MIDDLEWARES["minitwit-api-read-https"],
+        }
+        routers[f"writes-{service}"] = {
+            "rule": f"PathPrefix(`{prefix}`)",
+            "service": service,
+            "middlewares": STACK_MIDDLEWARES["minitwit-api-https"],
+        }
     dynamic = {
         "http": {
-            "middlewares": {"retry-reads": middlewares["retry-reads"]},
-            "routers": {
-                # as in stack/minitwit.yml: GET routers retry, the others do not
-                "reads": {"rule": "Method(`GET`)", "service": "pair", "middlewares": ["retry-reads"]},
-                "writes": {"rule": "Method(`POST`)", "service": "pair"},
+            "middlewares": {name: middlewares[name] for name in ("retry-reads", "retry-unsent")},
+            "routers": routers,
+            "services": {
+                "crash": {
+                    "loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{crashing.port}"}, {"url": healthy_url}]}
+                },
+                "gone": {
+                    "loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{free_port()}"}, {"url": healthy_url}]}
+                },
             },
-            "services": {"pair": {"loadBalancer": {"servers": servers}}},
         }
     }
     (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
@@ -130,9 +180,9 @@ def traefik(tmp_path):
         crashing.close()
 
 
-def status(url: str, method: str) -> int:
+def status(url: str, method: str, path: str = "/") -> int:
     """Send one request with a new connection and return the status code."""
-    request = urllib.request.Request(url + "/", method=method, data=b"{}" if method == "POST" else None)
+    request = urllib.request.Request(url + path, method=method, data=b"{}" if method == "POST" else None)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
@@ -147,10 +197,18 @@ def test_reads_are_re_sent_when_a_replica_dies_holding_them(traefik):
     assert crashing.methods[before:].count("GET") >= REQUESTS // 4  # the crashing replica did get reads
 
 
-def test_writes_are_never_re_sent(traefik):
+def test_writes_a_replica_held_are_never_re_sent(traefik):
     base, crashing = traefik
     statuses = [status(base, "POST") for _ in range(REQUESTS)]
     crashed = crashing.methods.count("POST")
     assert crashed >= REQUESTS // 4
     assert statuses.count(502) == crashed  # each POST the dead replica held failed, visibly
     assert statuses.count(204) == REQUESTS - crashed == Answering.counts["POST"]  # none applied twice
+
+
+@pytest.mark.parametrize("method, ok", [("GET", 200), ("POST", 204)])
+def test_requests_that_reached_no_replica_go_to_another(traefik, method, ok):
+    base, _ = traefik
+    before = Answering.counts[method]
+    assert [status(base, method, "/gone/") for _ in range(REQUESTS)] == [ok] * REQUESTS
+    assert Answering.counts[method] - before == REQUESTS  # each applied exactly once
