@@ -11,6 +11,7 @@ fails, nothing is sent) costs neither reads nor writes.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -105,16 +106,18 @@ class Crashing:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
+            threading.Thread(target=self.crash, args=(conn,), daemon=True).start()
+
+    def crash(self, conn: socket.socket):
+        conn.settimeout(10)  # a connection Traefik opened but never used cannot hold the others up
+        head = b""
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in head and (chunk := conn.recv(65536)):
                 head += chunk
-            if head:
-                self.methods.append(head.split(b" ", 1)[0].decode())
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+        if head:
+            self.methods.append(head.split(b" ", 1)[0].decode())
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
     def close(self):
         self.sock.close()
