@@ -140,3 +140,16 @@ def test_one_image_name_scheme_everywhere():
     wrong = [(str(path), name, tag) for path, name, tag in found if name not in repository]
     wrong += [(str(path), name, tag) for path, name, tag in found if tag and not tag.startswith(("sha-", "$"))]
     assert not wrong
+
+
+def test_documented_playbook_commands_name_real_files():
+    """Every ansible-playbook command in README, docs and ansible/README names a playbook and an inventory that exist."""
+    commands = []
+    for path in [ROOT / "README.md", ANSIBLE / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text().replace("\\\n", " ")
+        commands += re.findall(r"ansible-playbook (ansible/playbooks/[^\s`]+) -i (ansible/inventories/[^\s`]+)", text)
+    assert len(commands) >= 8
+    for playbook, inventory in commands:
+        assert (ROOT / playbook).is_file(), playbook
+        if "<env>" not in inventory:
+            assert (ROOT / inventory).is_file(), inventory
