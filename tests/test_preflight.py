@@ -126,7 +126,10 @@ def test_the_shipped_placeholders_are_refused_before_any_change(tmp_path, playbo
     vars_file = f"{tmp_path}/group_vars/all/vars.yml"
     assert f"minitwit_domain is an example (minitwit.example.org), not yours: set it in {vars_file}" in output
     assert f"minitwit_acme_email is an example (ops@example.org), not yours: set it in {vars_file}" in output
-    assert "ansible_host of minitwit-prod-1 is a documentation placeholder (203.0.113.10)" in output
+    assert (
+        "ansible_host of minitwit-prod-1 is a documentation placeholder (203.0.113.10): "
+        f"put the address of your VM in {tmp_path}/hosts.yml"
+    ) in output
     assert f"{vault_file} is not encrypted: run ansible-vault encrypt {vault_file}" in output
     assert f"Change the vault with: ansible-vault edit {vault_file}" in output
     assert ("minitwit_image is not an immutable tag or digest" in output) == (playbook != "provision.yml")
