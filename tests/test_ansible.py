@@ -113,3 +113,43 @@ def test_playbook_passes_syntax_check(playbook):
         env={**os.environ, "ANSIBLE_HOME": "/tmp/minitwit-ansible-home"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+IMAGE_DOCS = [
+    "README.md",
+    "docs/*.md",
+    "stack/README.md",
+    "ansible/**/*.md",
+    "ansible/**/*.yml",
+    ".github/workflows/*.yml",
+]
+
+
+def test_one_image_name_scheme_everywhere():
+    """README, docs, playbooks and workflows name the image as the pipeline pushes it:
+    ghcr.io/<owner>/<repo> (the repository, lower-cased), tagged sha-<commit> or a release X.Y.Z."""
+    repository = {"<owner>/<repo>", "OWNER/REPO", "owner/repo", "${GITHUB_REPOSITORY,,}"}
+    found = []
+    for pattern in IMAGE_DOCS:
+        for path in ROOT.glob(pattern):
+            for name, tag in re.findall(
+                r"ghcr\.io/([^\s:`\"'<]*(?:<[a-z]+>[^\s:`\"'<]*)*)(?::(\S+))?", path.read_text()
+            ):
+                found.append((path.relative_to(ROOT), name, tag))
+    assert len(found) > 10
+    wrong = [(str(path), name, tag) for path, name, tag in found if name not in repository]
+    wrong += [(str(path), name, tag) for path, name, tag in found if tag and not tag.startswith(("sha-", "$"))]
+    assert not wrong
+
+
+def test_documented_playbook_commands_name_real_files():
+    """Every ansible-playbook command in README, docs and ansible/README names a playbook and an inventory that exist."""
+    commands = []
+    for path in [ROOT / "README.md", ANSIBLE / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text().replace("\\\n", " ")
+        commands += re.findall(r"ansible-playbook (ansible/playbooks/[^\s`]+) -i (ansible/inventories/[^\s`]+)", text)
+    assert len(commands) >= 8
+    for playbook, inventory in commands:
+        assert (ROOT / playbook).is_file(), playbook
+        if "<env>" not in inventory:
+            assert (ROOT / inventory).is_file(), inventory

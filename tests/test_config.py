@@ -163,14 +163,30 @@ def test_api_prefix_is_configurable(app_factory, monkeypatch):
 # --- production --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", [None, DEV_SECRET_KEY, "short", "CHANGE-ME-python3 -c secrets.token_urlsafe(48)"])
-def test_production_refuses_a_development_secret_key(app_factory, monkeypatch, key):
-    """Production does not start with a missing, default or short secret key."""
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (None, "SECRET_KEY is not set, or is the development key"),
+        (DEV_SECRET_KEY, "SECRET_KEY is not set, or is the development key"),
+        ("short", "SECRET_KEY is too short: 5 characters, production needs 16 or more"),
+        # The vault example's placeholder is 50 characters long: the message must not talk about length.
+        (
+            "CHANGE-ME-python3 -c 'import secrets; print(secrets.token_urlsafe(48))'",
+            "SECRET_KEY is still the CHANGE-ME placeholder from vault.example.yml",
+        ),
+    ],
+)
+def test_production_refuses_a_development_secret_key(app_factory, monkeypatch, key, problem):
+    """Production does not start with a missing, default, placeholder or short key, and says which."""
     monkeypatch.setenv("MINITWIT_ENV", "production")
     if key:
         monkeypatch.setenv("SECRET_KEY", key)
-    with pytest.raises(ConfigError, match="SECRET_KEY"):
+    with pytest.raises(ConfigError) as refused:
         app_factory(SECRET_KEY=None)
+    message = str(refused.value)
+    assert message.startswith(problem + ":")
+    assert "vault_minitwit_secret_key" in message
+    assert "16+" not in message
 
 
 def test_production_cli_refuses_to_start_without_a_key(tmp_path):

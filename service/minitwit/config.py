@@ -100,10 +100,29 @@ def load_config(instance_path: str) -> dict[str, Any]:
     }
 
 
+MIN_SECRET_KEY_LENGTH = 16
+HOW_TO_SET_SECRET_KEY = (
+    "set SECRET_KEY or SECRET_KEY_FILE to a random value, e.g. "
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))' "
+    "(deployed with Ansible: vault_minitwit_secret_key in the inventory's group_vars/all/vault.yml)"
+)
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Say what is wrong with a production secret key, or None when it will do."""
+    if key == DEV_SECRET_KEY:
+        return "SECRET_KEY is not set, or is the development key"
+    if "CHANGE-ME" in key.upper():  # the vault example's placeholder, however long
+        return "SECRET_KEY is still the CHANGE-ME placeholder from vault.example.yml"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY is too short: {len(key)} characters, production needs {MIN_SECRET_KEY_LENGTH} or more"
+    return None
+
+
 def check_config(config: dict[str, Any]) -> None:
-    """Refuse to run production with development defaults."""
+    """Refuse to run production with development defaults, saying what is wrong and how to fix it."""
     if config["MINITWIT_ENV"] != "production":
         return
-    key = config["SECRET_KEY"]
-    if key == DEV_SECRET_KEY or len(key) < 16 or "CHANGE-ME" in key:  # the vault example's placeholder
-        raise ConfigError("production needs SECRET_KEY or SECRET_KEY_FILE: a random value of 16+ characters")
+    problem = secret_key_problem(config["SECRET_KEY"])
+    if problem:
+        raise ConfigError(f"{problem}: {HOW_TO_SET_SECRET_KEY}")
