@@ -25,7 +25,9 @@ HEADER_MATRIX = [
     pytest.param({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}, False, id="cross-site"),
     pytest.param({"Sec-Fetch-Site": "cross-site"}, False, id="cross-site-no-origin"),
     # Sec-Fetch-Site decides when present, whatever Origin says.
-    pytest.param({"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}, True, id="same-origin-odd-origin"),
+    pytest.param(
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"}, True, id="same-origin-odd-origin"
+    ),
     pytest.param({"Sec-Fetch-Site": "cross-site", "Origin": OWN}, False, id="cross-site-own-origin"),
     # Older browsers: Origin only.
     pytest.param({"Origin": OWN}, True, id="origin-match"),

@@ -263,7 +263,11 @@ def test_user_text_is_direction_isolated(app, client):
     """Names and messages sit in <bdi>, so a right-to-left override cannot flip the page."""
     spoof = "zoë \u202eevil"  # an existing name from before the rule
     insert_users(app, [spoof])
-    sql(app, "INSERT INTO message (author_id, text, pub_date, flagged) SELECT user_id, :t, 1, 0 FROM \"user\"", t="\u202eboo")
+    sql(
+        app,
+        'INSERT INTO message (author_id, text, pub_date, flagged) SELECT user_id, :t, 1, 0 FROM "user"',
+        t="\u202eboo",
+    )
     html = client.get(f"/{spoof}").get_data(as_text=True)
     assert f"<h2><bdi>{spoof}</bdi>&#39;s Timeline</h2>" in html or f"<h2><bdi>{spoof}</bdi>'s Timeline</h2>" in html
     assert f"<bdi>{spoof}</bdi></a>" in html
