@@ -175,3 +175,18 @@ def test_five_megabyte_api_body_gets_the_413_json(server):
     rv = requests.post(server.url + "/api/msgs/alice", data=body, headers=headers, timeout=30)
     assert rv.status_code == 413
     assert rv.json() == {"status": 413, "error_msg": "The request body is too large."}
+
+
+def test_five_megabytes_chunked_get_the_413_json_too(server):
+    """Without Content-Length (chunked) the body is cut at the limit: still a 413, not a JSON error."""
+
+    def chunks():
+        yield b'{"content": "'
+        for _ in range(80):
+            yield b"x" * 65536
+        yield b'"}'
+
+    headers = {**API_AUTH, "Content-Type": "application/json"}
+    rv = requests.post(server.url + "/api/msgs/alice", data=chunks(), headers=headers, timeout=30)
+    assert rv.status_code == 413
+    assert rv.json() == {"status": 413, "error_msg": "The request body is too large."}

@@ -110,6 +110,9 @@ def json_body(*fields: str) -> tuple[dict | None, object]:
     try:
         body = request.get_json()
     except BadRequest:
+        if len(request.get_data()) >= current_app.config["MAX_CONTENT_LENGTH"]:
+            # A chunked body (no Content-Length) is cut at the limit, which only then shows
+            return None, error_response(413)
         return None, error_response(400, "The request body is not valid JSON")
     if not isinstance(body, dict):
         return None, error_response(400, "The request body must be a JSON object")
