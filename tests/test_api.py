@@ -418,3 +418,61 @@ def test_concurrent_follows_of_one_pair(app):
     answers = run_concurrently(app, 4, lambda api: api.post("/fllws/alice", json={"follow": "bob"}))
     assert [rv.status_code for rv in answers] == [204] * 4
     assert sql(app, "SELECT count(*) FROM follower") == [(1,)]
+
+
+# --- issue 13: follow rules, 204 answers, invisible characters in names -----------------
+
+
+def test_following_yourself_is_400_and_changes_nothing(app, api):
+    """A user cannot follow themselves; unfollowing yourself stays the harmless 204."""
+    insert_users(app, ["alice"])
+    rv = api.post("/fllws/alice", json={"follow": "alice"})
+    assert rv.status_code == 400
+    assert rv.json() == {"status": 400, "error_msg": "A user cannot follow themselves"}
+    assert api.get("/fllws/alice").json() == {"follows": []}
+    assert api.post("/fllws/alice", json={"unfollow": "alice"}).status_code == 204
+
+
+def test_follow_and_unfollow_in_one_body_is_400(app, api):
+    """Both keys in one body is ambiguous: 400, and nothing changes."""
+    insert_users(app, ["alice", "bob"])
+    rv = api.post("/fllws/alice", json={"follow": "bob", "unfollow": "bob"})
+    assert rv.status_code == 400
+    assert "not both" in rv.json()["error_msg"]
+    assert sql(app, "SELECT count(*) FROM follower") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/register", {"username": "carol", "email": "c@c", "pwd": "p"}),
+        ("/msgs/alice", {"content": "hi"}),
+        ("/fllws/alice", {"follow": "bob"}),
+        ("/fllws/alice", {"unfollow": "bob"}),
+    ],
+)
+def test_204_answers_have_no_body_and_no_content_type(app, api, path, body):
+    """A 204 carries nothing, so it claims no media type."""
+    insert_users(app, ["alice", "bob"])
+    rv = api.post(path, json=body)
+    assert rv.status_code == 204
+    assert rv.text == ""
+    assert "Content-Type" not in rv.headers
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["zoë 🐦 \u202eevil", "zero\u200bwidth", "rtl\u2067mark", "tab\there", "bom\ufeff", "bell\x07"],
+)
+def test_register_refuses_control_and_format_characters(app, api, name):
+    """Bidi overrides, zero-width and control characters (Unicode Cc, Cf) are refused by name."""
+    rv = api.post("/register", json={"username": name, "email": "z@z", "pwd": "p"})
+    assert rv.status_code == 400
+    assert "control or format characters" in rv.json()["error_msg"]
+    assert "Cc and Cf" in rv.json()["error_msg"]
+    assert sql(app, 'SELECT count(*) FROM "user"') == [(0,)]
+
+
+def test_register_accepts_emoji_and_accents(api):
+    """Visible non-ASCII (accents, emoji: category So) is fine."""
+    assert api.post("/register", json={"username": "zoë 🐦", "email": "z@z", "pwd": "p"}).status_code == 204

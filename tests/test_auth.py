@@ -4,7 +4,6 @@ import hashlib
 import re
 
 import pytest
-from helpers import csrf_token
 from helpers import insert_users
 from helpers import register
 from helpers import sql
@@ -17,8 +16,8 @@ def stored_hash(app, username):
 
 
 def post_form(client, path, **fields):
-    """POST a form with a valid CSRF token (from ``/login``), without redirects."""
-    return client.post(path, data={**fields, "csrf_token": csrf_token(client, "/login")})
+    """POST a form with only its visible fields, as a non-browser client does, without redirects."""
+    return client.post(path, data={**fields})
 
 
 # --- register ----------------------------------------------------------------------
@@ -28,7 +27,7 @@ def test_register_page_fields_in_order(client):
     """The form has username, email, password, password2, then the submit button."""
     html = client.get("/register").get_data(as_text=True)
     inputs = re.findall(r'<input[^>]*(?:name|type)="([^"]+)"', html)
-    visible = [name for name in inputs if name not in ("csrf_token", "hidden")]
+    visible = [name for name in inputs if name != "hidden"]
     assert visible == ["username", "email", "password", "password2", "submit"]
 
 
@@ -118,7 +117,7 @@ def test_login_success(client, auth):
     assert rv.headers["Location"].endswith("/")
     html = client.get("/").get_data(as_text=True)
     assert "You were logged in" in html
-    assert "sign out [alice]" in html
+    assert "sign out [<bdi>alice</bdi>]" in html
 
 
 @pytest.mark.parametrize(
@@ -197,3 +196,12 @@ def test_api_registration_hash_works_for_ui_login(api, auth):
     body = {"username": "sim", "email": "s@s", "pwd": "simpw"}
     assert api.post("/register", json=body).status_code == 204
     assert "You were logged in" in auth.login("sim", "simpw").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name", ["zoë 🐦 \u202eevil", "zero\u200bwidth", "tab\there"])
+def test_register_form_refuses_control_and_format_characters(app, client, name):
+    """The sign-up form names the rule in its error box and stores nothing."""
+    fields = {"username": name, "email": "z@z", "password": "p", "password2": "p"}
+    html = post_form(client, "/register", **fields).get_data(as_text=True)
+    assert re.search(r'class="error"[^>]*>.*control or format characters.*Cc and Cf', html)
+    assert sql(app, 'SELECT count(*) FROM "user"') == [(0,)]

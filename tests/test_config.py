@@ -11,7 +11,6 @@ from flask import request
 from helpers import REPO_ROOT
 from helpers import SERVICE_DIR
 from helpers import basic_auth
-from helpers import csrf_token
 from helpers import insert_users
 from minitwit.config import DEV_SECRET_KEY
 from minitwit.config import ConfigError
@@ -254,10 +253,9 @@ def test_secure_session_cookie_over_https_in_production(app_factory, monkeypatch
     insert_users(app, ["alice"])
     client = app.test_client()
     https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
-    token = csrf_token(client, "/login")
-    data = {"username": "alice", "password": "default", "csrf_token": token}
-    # a browser sends its same-origin Referer; Flask-WTF checks it over HTTPS
-    headers = {**https, "Referer": "https://localhost/login"}
+    data = {"username": "alice", "password": "default"}
+    # a browser's same-origin form post, as the browser describes it behind the TLS proxy
+    headers = {**https, "Origin": "https://localhost", "Sec-Fetch-Site": "same-origin"}
     rv = client.post("/login", data=data, headers=headers)
     assert rv.status_code == 302
     cookie = session_cookie_header(rv)
@@ -267,7 +265,9 @@ def test_secure_session_cookie_over_https_in_production(app_factory, monkeypatch
 
 def test_development_cookie_is_not_secure(app_factory):
     """On plain HTTP in development the cookie works without the Secure flag."""
-    rv = app_factory().test_client().get("/login")
+    app = app_factory()
+    insert_users(app, ["alice"])
+    rv = app.test_client().post("/login", data={"username": "alice", "password": "default"})
     cookie = session_cookie_header(rv)
     assert "Secure" not in cookie
     assert "HttpOnly" in cookie

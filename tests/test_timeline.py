@@ -1,11 +1,11 @@
 """The web UI: timelines, user pages, follow/unfollow and add_message (both DBs)."""
 
 import hashlib
+import html as html_lib
 import re
 
 import pytest
 from helpers import add_message
-from helpers import csrf_token
 from helpers import insert_messages
 from helpers import insert_users
 from helpers import sql
@@ -13,7 +13,7 @@ from helpers import sql
 
 def page_title(html: str) -> str:
     """The text of the page's ``<title>``."""
-    return re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip()
+    return html_lib.unescape(re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip())
 
 
 def shown_messages(html: str) -> list[str]:
@@ -99,9 +99,9 @@ def test_my_timeline_page(client, auth):
     auth.login_as("alice")
     html = client.get("/").get_data(as_text=True)
     assert page_title(html) == "My Timeline | MiniTwit"
-    for text in ("my timeline", "public timeline", "sign out [alice]"):
+    for text in ("my timeline", "public timeline", "sign out [<bdi>alice</bdi>]"):
         assert text in html
-    assert "What&#39;s on your mind alice?" in html or "What's on your mind alice?" in html
+    assert "What&#39;s on your mind <bdi>alice</bdi>?" in html or "What's on your mind <bdi>alice</bdi>?" in html
     assert re.search(r'<input[^>]*type="submit"[^>]*value="Share"', html)
     assert re.search(r'<form[^>]*action="/add_message"[^>]*method="post"', html, re.I)
 
@@ -122,7 +122,7 @@ def test_my_timeline_has_own_and_followed_messages_only(app, client, auth):
 def test_add_message_stores_it(app, client, auth):
     """A non-empty message is stored, flashed, and redirects to ``/``."""
     auth.login_as("alice")
-    data = {"text": "hello", "csrf_token": csrf_token(client, "/")}
+    data = {"text": "hello"}
     rv = client.post("/add_message", data=data)
     assert rv.status_code == 302
     assert rv.headers["Location"].endswith("/")
@@ -135,7 +135,7 @@ def test_add_message_stores_it(app, client, auth):
 def test_add_empty_message_stores_nothing(app, client, auth, data):
     """An empty or missing text stores nothing and flashes nothing."""
     auth.login_as("alice")
-    rv = client.post("/add_message", data={**data, "csrf_token": csrf_token(client, "/")})
+    rv = client.post("/add_message", data={**data})
     assert rv.status_code == 302
     assert "Your message was recorded" not in client.get("/").get_data(as_text=True)
     assert sql(app, "SELECT count(*) FROM message") == [(0,)]
@@ -143,8 +143,7 @@ def test_add_empty_message_stores_nothing(app, client, auth, data):
 
 def test_add_message_anonymous_is_401(app, client):
     """Posting without a session is 401 and stores nothing."""
-    token = csrf_token(client, "/login")
-    rv = client.post("/add_message", data={"text": "x", "csrf_token": token})
+    rv = client.post("/add_message", data={"text": "x"})
     assert rv.status_code == 401
     assert sql(app, "SELECT count(*) FROM message") == [(0,)]
 
@@ -162,7 +161,7 @@ def test_user_page_anonymous(app, client):
     insert_users(app, ["bob"])
     insert_messages(app, "bob", 2)
     html = client.get("/bob").get_data(as_text=True)
-    assert page_title(html) == "bob's Timeline | MiniTwit"
+    assert page_title(html) == "\u2068bob\u2069's Timeline | MiniTwit"  # the name direction-isolated
     assert shown_messages(html) == ["message 1", "message 0"]
     assert "Follow user" not in html
     assert "This is you!" not in html
@@ -221,3 +220,55 @@ def test_username_with_space_in_ui(app, client, auth):
     rv = client.get("/Jane%20Doe/follow", follow_redirects=True)
     assert "You are now following &#34;Jane Doe&#34;" in rv.get_data(as_text=True)
     assert "message 0" in client.get("/").get_data(as_text=True)
+
+
+# --- issue 13: following yourself, the 401 page, direction-isolated user text -----------
+
+
+def test_following_yourself_flashes_and_changes_nothing(app, client, auth):
+    """The follow link to your own page is refused with a flash; no row is stored."""
+    auth.login_as("alice")
+    rv = client.get("/alice/follow", follow_redirects=True)
+    assert rv.status_code == 200
+    assert "You cannot follow yourself" in rv.get_data(as_text=True)
+    assert sql(app, "SELECT count(*) FROM follower") == [(0,)]
+
+
+def test_401_page_links_to_sign_in_and_returns_there(app, client):
+    """The 401 page's sign-in link carries the page, and signing in goes back to it."""
+    insert_users(app, ["alice", "bob"])
+    html = client.get("/bob/follow").get_data(as_text=True)
+    assert 'href="/login?next=/bob/follow"' in html
+    rv = client.post("/login?next=/bob/follow", data={"username": "alice", "password": "default"})
+    assert rv.status_code == 302
+    assert rv.headers["Location"].endswith("/bob/follow")
+
+
+def test_401_page_of_a_post_returns_to_my_timeline(client):
+    """A refused POST cannot be repeated by a link: sign in leads back to My Timeline."""
+    html = client.post("/add_message", data={"text": "x"}).get_data(as_text=True)
+    assert 'href="/login?next=/"' in html
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "evil"])
+def test_sign_in_never_returns_to_another_site(app, client, target):
+    """``next`` is followed only to a path on this site (no open redirect)."""
+    insert_users(app, ["alice"])
+    rv = client.post("/login", query_string={"next": target}, data={"username": "alice", "password": "default"})
+    assert rv.status_code == 302
+    assert rv.headers["Location"] == "/"
+
+
+def test_user_text_is_direction_isolated(app, client):
+    """Names and messages sit in <bdi>, so a right-to-left override cannot flip the page."""
+    spoof = "zoë \u202eevil"  # an existing name from before the rule
+    insert_users(app, [spoof])
+    sql(
+        app,
+        'INSERT INTO message (author_id, text, pub_date, flagged) SELECT user_id, :t, 1, 0 FROM "user"',
+        t="\u202eboo",
+    )
+    html = client.get(f"/{spoof}").get_data(as_text=True)
+    assert f"<h2><bdi>{spoof}</bdi>&#39;s Timeline</h2>" in html or f"<h2><bdi>{spoof}</bdi>'s Timeline</h2>" in html
+    assert f"<bdi>{spoof}</bdi></a>" in html
+    assert "<bdi>\u202eboo</bdi>" in html

@@ -148,7 +148,7 @@ def traefik(tmp_path):
         }
     dynamic = {
         "http": {
-            "middlewares": {"retry-reads": middlewares["retry-reads"]},
+            "middlewares": {name: middlewares[name] for name in ("retry-reads", "body-limit")},
             "routers": routers,
             "services": {
                 "crash": {

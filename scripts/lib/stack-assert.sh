@@ -108,6 +108,20 @@ post_through_api() {
   done
 }
 
+# A 5 MB body to the API (over the app's 64 KiB, under Traefik's body-limit of 10 MiB) gets the
+# app's 413 JSON through Traefik, not a reset connection; over 10 MiB, Traefik's own 413.
+assert_body_limits() {
+  local auth="simulator:super_safe!" url="https://$STACK_DOMAIN/api/msgs/stacktest$$" answer
+  answer="$(head -c 5000000 /dev/zero | tr '\0' x | https_curl -u "$auth" -H 'Content-Type: application/json' \
+    --data-binary @- -w ' %{http_code}' "$url")" || die "a 5 MB POST through Traefik failed: $answer"
+  [[ "$answer" == '{"error_msg":"The request body is too large.","status":413}'*' 413' ]] ||
+    die "a 5 MB POST through Traefik answered: ${answer:0:200}"
+  answer="$(head -c 11000000 /dev/zero | https_curl -u "$auth" -H 'Content-Type: application/json' \
+    --data-binary @- -o /dev/null -w '%{http_code}' "$url")" || die "an 11 MB POST through Traefik failed: $answer"
+  [[ "$answer" == 413 ]] || die "an 11 MB POST through Traefik answered $answer, not Traefik's 413"
+  log "body limits: 5 MB -> the app's 413 JSON, 11 MB -> Traefik's 413"
+}
+
 # The project's own suites against the deployed URL: the API contract, then the browser e2e.
 run_project_suites() {
   log "API contract suite against https://$STACK_DOMAIN/api"

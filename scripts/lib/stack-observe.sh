@@ -82,6 +82,7 @@ stack_assert() {
   assert_only_traefik_publishes
   assert_replicas_serve
   assert_dashboard_auth
+  assert_body_limits
   assert_prometheus
   run_project_suites
   assert_idempotent

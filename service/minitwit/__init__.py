@@ -12,13 +12,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import api
 from . import auth
 from . import cli
+from . import csrf
 from . import health
 from . import timeline
 from .config import check_config
 from .config import engine_options
 from .config import load_config
 from .errors import init_error_handlers
-from .extensions import csrf
 from .extensions import db
 from .extensions import migrate
 from .logs import configure_logging
@@ -42,10 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
-    csrf.init_app(app)
-    csrf.exempt(api.bp)
     init_metrics(app)
     init_request_logging(app)
+    csrf.init_app(app)
     init_error_handlers(app)
 
     app.register_blueprint(health.bp)

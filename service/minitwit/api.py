@@ -32,7 +32,7 @@ from .extensions import db
 bp = Blueprint("api", __name__)
 
 NOT_AUTHORIZED = "You are not authorized to use this resource!"
-NO_CONTENT = ("", 204)
+FOLLOW_YOURSELF = "A user cannot follow themselves"
 
 
 @bp.before_request
@@ -110,6 +110,9 @@ def json_body(*fields: str) -> tuple[dict | None, object]:
     try:
         body = request.get_json()
     except BadRequest:
+        if len(request.get_data()) >= current_app.config["MAX_CONTENT_LENGTH"]:
+            # A chunked body (no Content-Length) is cut at the limit, which only then shows
+            return None, error_response(413)
         return None, error_response(400, "The request body is not valid JSON")
     if not isinstance(body, dict):
         return None, error_response(400, "The request body must be a JSON object")
@@ -117,6 +120,13 @@ def json_body(*fields: str) -> tuple[dict | None, object]:
         if field in body and not isinstance(body[field], str):
             return None, error_response(400, f"The field '{field}' must be a string")
     return body, None
+
+
+def no_content():
+    """204: no body and, unlike Flask's default, no Content-Type."""
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]
+    return response
 
 
 def page_size() -> int:
@@ -157,7 +167,7 @@ def register():
     if message:
         return error_response(400, message)
     metrics.USERS_REGISTERED.labels(source="api").inc()
-    return NO_CONTENT
+    return no_content()
 
 
 @bp.route("/msgs")
@@ -196,7 +206,7 @@ def post_message(username):
         return unknown_user(username)
     commit_latest()
     metrics.MESSAGES_POSTED.labels(source="api").inc()
-    return NO_CONTENT
+    return no_content()
 
 
 @bp.route("/fllws/<username>", methods=["GET"])
@@ -216,10 +226,14 @@ def change_follows(username):
     body, error = json_body("follow", "unfollow")
     if error:
         return error
+    if "follow" in body and "unfollow" in body:
+        return error_response(400, "The body must name a user in 'follow' or 'unfollow', not both")
     action = "follow" if body.get("follow") else "unfollow" if body.get("unfollow") else None
     if action is None:
         return error_response(400, "The body must name a user in 'follow' or 'unfollow'")
     target = body[action]
+    if action == "follow" and target == username:
+        return error_response(400, FOLLOW_YOURSELF)
     changed = (models.follow_by_name if action == "follow" else models.unfollow_by_name)(username, target)
     if not changed:  # an unknown user, or nothing to change: only then look the names up
         ids = models.get_user_ids(username, target)
@@ -228,4 +242,4 @@ def change_follows(username):
                 return unknown_user(name)
     commit_latest()
     (metrics.FOLLOWS if action == "follow" else metrics.UNFOLLOWS).labels(source="api").inc()
-    return NO_CONTENT
+    return no_content()

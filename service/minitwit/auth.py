@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import unicodedata
 
 from flask import Blueprint
 from flask import current_app
@@ -25,6 +26,12 @@ from .models import storable
 bp = Blueprint("auth", __name__)
 
 USERNAME_TAKEN = "The username is already taken"
+USERNAME_INVISIBLE = (
+    "The username may not contain control or format characters "
+    "(Unicode categories Cc and Cf, such as bidi overrides and zero-width characters)"
+)
+# Unicode categories that are invisible or reorder text: a name with them can impersonate another.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
 
 
 def load_logged_in_user() -> None:
@@ -54,6 +61,18 @@ def needs_rehash(pw_hash: str) -> bool:
     return not pw_hash.startswith("scrypt:")
 
 
+def has_invisible_characters(text: str) -> bool:
+    """Tell whether ``text`` has a control or format character (bidi overrides, zero widths)."""
+    return any(unicodedata.category(char) in INVISIBLE_CATEGORIES for char in text)
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (never another host), else None."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
 def registration_error(username: str, email: str, password: str, password2: str | None = None) -> str | None:
     """Return the first failing registration check's message, in the contract's order, or None."""
     config = current_app.config
@@ -61,6 +80,8 @@ def registration_error(username: str, email: str, password: str, password2: str 
         return "The form contains characters that cannot be stored (NUL or invalid Unicode)"
     if not username:
         return "You have to enter a username"
+    if has_invisible_characters(username):
+        return USERNAME_INVISIBLE
     if len(username) > config["MAX_USERNAME_LENGTH"]:
         return f"The username is too long (at most {config['MAX_USERNAME_LENGTH']} characters)"
     if not email or "@" not in email or len(email) > config["MAX_EMAIL_LENGTH"]:
@@ -125,7 +146,7 @@ def login():
             session.clear()
             session["user_id"] = user.user_id
             flash("You were logged in")
-            return redirect(url_for("timeline.timeline"))
+            return redirect(local_path(request.args.get("next")) or url_for("timeline.timeline"))
     return render_template("login.html", error=error)
 
 

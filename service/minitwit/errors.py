@@ -11,19 +11,19 @@ from flask import current_app
 from flask import jsonify
 from flask import render_template
 from flask import request
-from flask_wtf.csrf import CSRFError
+from flask import url_for
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from .csrf import CrossOriginRequest
 from .extensions import db
 
 logger = logging.getLogger("minitwit.errors")
 
 DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError)
 DATABASE_UNAVAILABLE = "The database is unavailable right now. Please try again in a moment."
-CSRF_FAILED = "The form could not be verified (missing or invalid CSRF token). Reload the page and try again."
 MESSAGES = {
     400: "The request was malformed.",
     401: "You need to sign in to do that.",
@@ -42,13 +42,19 @@ def wants_json() -> bool:
     return request.path == prefix or request.path.startswith(prefix + "/")
 
 
+def sign_in_return() -> str:
+    """Where to come back after signing in: this page if it can be fetched again, else My Timeline."""
+    return request.full_path.rstrip("?") if request.method == "GET" else url_for("timeline.timeline")
+
+
 def error_response(status: int, message: str | None = None):
     """Answer ``status`` as JSON for the API and as an HTML page otherwise."""
     message = message or MESSAGES.get(status, "Error")
     if wants_json():
         response = jsonify(status=status, error_msg=message)
     else:
-        response = current_app.make_response((render_template("error.html", status=status, message=message), status))
+        page = render_template("error.html", status=status, message=message, sign_in_return=sign_in_return())
+        response = current_app.make_response((page, status))
     response.status_code = status
     if status == 503:
         response.headers["Retry-After"] = "5"
@@ -60,10 +66,9 @@ def handle_http_error(error: HTTPException):
     return error_response(error.code or 500, MESSAGES.get(error.code or 500))
 
 
-def handle_csrf_error(error: CSRFError):
-    """A form without a valid CSRF token is refused with a visible explanation."""
-    logger.warning("CSRF check failed: %s", error.description)
-    return error_response(400, CSRF_FAILED)
+def handle_cross_origin(error: CrossOriginRequest):
+    """A forged cross-site request is refused with a visible explanation (csrf.py logged it)."""
+    return error_response(403, error.description)
 
 
 def handle_database_error(error: Exception):
@@ -81,7 +86,7 @@ def handle_unexpected_error(error: Exception):
 
 def init_error_handlers(app: Flask) -> None:
     """Register the handlers on the app, so they cover every blueprint and unknown URLs."""
-    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(CrossOriginRequest, handle_cross_origin)
     app.register_error_handler(HTTPException, handle_http_error)
     for error_class in DATABASE_ERRORS:
         app.register_error_handler(error_class, handle_database_error)

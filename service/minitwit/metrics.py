@@ -22,6 +22,10 @@ USERS_REGISTERED = Counter("minitwit_users_registered", "Users registered", ["so
 MESSAGES_POSTED = Counter("minitwit_messages_posted", "Messages posted", ["source"])
 FOLLOWS = Counter("minitwit_follows", "Follow actions", ["source"])
 UNFOLLOWS = Counter("minitwit_unfollows", "Unfollow actions", ["source"])
+# reason: the header that gave the request away ("sec-fetch-site" or "origin"); see csrf.py.
+CROSS_ORIGIN_REFUSED = Counter(
+    "minitwit_cross_origin_refused", "State-changing requests refused as cross-origin", ["reason"]
+)
 
 
 def init_metrics(app: Flask) -> PrometheusMetrics:

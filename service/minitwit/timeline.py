@@ -16,6 +16,7 @@ from .auth import load_logged_in_user
 from .extensions import db
 
 bp = Blueprint("timeline", __name__)
+FOLLOW_YOURSELF = "You cannot follow yourself"
 bp.before_request(load_logged_in_user)
 
 
@@ -69,7 +70,11 @@ def user_timeline(username):
 def follow_user(username):
     """Add the current user as follower of the given user."""
     require_login()
-    models.follow(g.user.user_id, user_id_or_404(username))
+    whom_id = user_id_or_404(username)
+    if whom_id == g.user.user_id:
+        flash(FOLLOW_YOURSELF)
+        return redirect(url_for("timeline.user_timeline", username=username))
+    models.follow(g.user.user_id, whom_id)
     db.session.commit()
     metrics.FOLLOWS.labels(source="ui").inc()
     flash(f'You are now following "{username}"')
