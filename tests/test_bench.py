@@ -33,6 +33,7 @@ from bench.scenario import load_actions
 from bench.scenario import request_for
 from bench.scheduler import Scheduler
 from bench.stats import latency_summary
+from bench.stats import opening_burst
 from bench.stats import percentile
 
 
@@ -317,9 +318,11 @@ def test_replay_jobs_carry_each_commands_rule(server, scenario):
     assert [j.check(400) for j in jobs] == [None, None, None, "HTTP 400"]
 
 
-def result_with(errors_by_kind: dict) -> dict:
-    """A minimal replay result whose replay pass had these errors."""
-    return {"runs": [{"replay": {"errors_by_kind": errors_by_kind}, "noop": {"errors_by_kind": {}}}]}
+def result_with(errors_by_kind: dict, timeouts: dict | None = None) -> dict:
+    """A minimal replay result whose replay pass had these errors (and these timeouts per command)."""
+    by_command = {label: {"timeouts": n} for label, n in (timeouts or {}).items()}
+    replay = {"errors_by_kind": errors_by_kind, "by_command": by_command}
+    return {"runs": [{"replay": replay, "noop": {"errors_by_kind": {}}}]}
 
 
 @pytest.mark.parametrize(
@@ -335,6 +338,38 @@ def result_with(errors_by_kind: dict) -> dict:
 )
 def test_fail_on_policy(errors, policy, expected):
     assert failed(result_with(errors), policy) is expected
+
+
+@pytest.mark.parametrize(
+    "timeouts, expected",
+    [
+        ({"register": 5}, False),  # registrations that did not fit in 0.3 s, and the 404s after them
+        ({"register": 5, "tweet": 0}, False),
+        ({"tweet": 1}, True),
+        ({"follow": 1}, True),
+        ({"unfollow": 2}, True),
+    ],
+)
+def test_fail_on_starvation(timeouts, expected):
+    """``starvation`` fails on any tweet/follow/unfollow timeout, and on server errors like ``server``."""
+    errors = {"ReadTimeout": sum(timeouts.values()), "HTTP 404": 3}
+    assert failed(result_with(errors, timeouts), "starvation") is expected
+    assert failed(result_with({"HTTP 502": 1}), "starvation") is True
+
+
+def test_opening_burst_covers_the_requests_sent_while_registers_ran():
+    """From the first start to the last register's end; only the other commands' latency counts."""
+    samples = [
+        Sample("register", 0.25, None, 0.0),
+        Sample("register", 0.30, "ReadTimeout", 0.1),  # ends at 0.4
+        Sample("tweet", 0.30, "ReadTimeout", 0.2),
+        Sample("follow", 0.01, None, 0.4),
+        Sample("tweet", 0.5, None, 0.41),  # started after the burst
+    ]
+    burst = opening_burst(samples)
+    assert burst["seconds"] == 0.4
+    assert burst["count"] == 2 and burst["max_ms"] == 300.0 and burst["timeouts"] == 1
+    assert opening_burst([Sample("tweet", 0.1, None, 0.0)]) == {}
 
 
 def test_scale_ratios_compare_the_largest_size_with_the_smallest():
@@ -396,8 +431,7 @@ def test_hash_cost_measures_the_method_the_app_hashes_with():
     from minitwit.auth import hash_password
 
     method, seconds = hash_cost(samples=1)
-    assert method == hash_password("x").split("$", 1)[0]
-    assert method.startswith("scrypt:")
+    assert method == hash_password("x").rsplit("$", 2)[0] == "$argon2id$v=19$m=19456,t=2,p=1"
     assert 0 < seconds < 5
 
 
@@ -440,6 +474,6 @@ def test_a_local_replay_reports_the_hash_floor(tmp_path, capsys):
     assert floor["registers"] == sum(1 for a in load_actions(rows=40) if a.command == "register")
     assert 1 <= floor["max_registers_in_flight"] <= 4
     assert floor["ceiling_rps"] > 0  # local: the no-op's CPU cost is known
-    assert "hash floor: Werkzeug's default scrypt:" in printed.out
+    assert "password hash: $argon2id$v=19$m=19456,t=2,p=1 costs" in printed.out
     if not run["replay"]["errors"]:  # a timed-out last request may still be running when /latest is read
         assert run["final_latest"] == run["expected_latest"]
