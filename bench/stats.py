@@ -42,11 +42,29 @@ def summarize(result: RunResult) -> dict:
         "errors_by_kind": dict(sorted(errors.items())),
         "latency": latency_summary([s.latency for s in samples]),
         "by_command": {label: _label_summary(samples, label) for label in labels},
+        "opening_burst": opening_burst(samples),
         "generator_cpu_us_per_request": round(result.cpu_s / len(samples) * 1e6, 1) if samples else 0.0,
     }
 
 
 def _label_summary(samples: list[Sample], label: str) -> dict:
-    """Latency and error count of one label (command)."""
+    """Latency, error count and timeouts of one label (command)."""
     mine = [s for s in samples if s.label == label]
-    return latency_summary([s.latency for s in mine]) | {"errors": sum(1 for s in mine if s.error)}
+    errors = {"errors": sum(1 for s in mine if s.error), "timeouts": sum(1 for s in mine if s.error == "ReadTimeout")}
+    return latency_summary([s.latency for s in mine]) | errors
+
+
+def opening_burst(samples: list[Sample], label: str = "register") -> dict:
+    """The other requests sent while the opening registrations ran: from the first start to the last register's end.
+
+    Without ``--window`` every register may start at once, so this is the scenario's burst of sign-ups;
+    the p99 of the requests sent meanwhile says whether hashing starved them.
+    """
+    registers = [s for s in samples if s.label == label]
+    if not registers:
+        return {}
+    start = min(s.started for s in samples)
+    end = max(s.started + s.latency for s in registers)
+    others = [s for s in samples if s.label != label and s.started <= end]
+    timeouts = sum(1 for s in others if s.error == "ReadTimeout")
+    return {"seconds": round(end - start, 3), **latency_summary([s.latency for s in others]), "timeouts": timeouts}
