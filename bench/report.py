@@ -31,7 +31,7 @@ def run_text(run: dict) -> list[str]:
         f" p99 {noop['latency'].get('p99_ms')} ms, {noop['errors']} errors",
         f"  app / no-op throughput: {run['app_vs_noop']:.0%}",
         f"  CPU us/request: replay {_cpu(replay)}; no-op {_cpu(noop)}",
-        *burst_text(replay.get("opening_burst")),
+        *burst_text(replay.get("during_registers")),
     ]
     if floor := replay.get("hash_floor"):
         lines += floor_text(floor)
@@ -39,12 +39,12 @@ def run_text(run: dict) -> list[str]:
 
 
 def burst_text(burst: dict | None) -> list[str]:
-    """The other requests' latency while the opening registrations ran (bench/stats.py)."""
+    """The other requests' latency while registers were in flight (bench/stats.py)."""
     if not burst or not burst.get("count"):
         return []
     return [
-        f"  opening burst: {burst['count']} other requests in the {burst['seconds']} s until the last register"
-        f" answered: p99 {burst['p99_ms']} ms, max {burst['max_ms']} ms, {burst['timeouts']} timeouts"
+        f"  while registering ({burst['seconds']} s with a register in flight): {burst['count']} other requests,"
+        f" p99 {burst['p99_ms']} ms, max {burst['max_ms']} ms, {burst['timeouts']} timeouts"
     ]
 
 

@@ -32,8 +32,8 @@ from bench.scenario import error_kind
 from bench.scenario import load_actions
 from bench.scenario import request_for
 from bench.scheduler import Scheduler
+from bench.stats import during_registers
 from bench.stats import latency_summary
-from bench.stats import opening_burst
 from bench.stats import percentile
 
 
@@ -357,19 +357,21 @@ def test_fail_on_starvation(timeouts, expected):
     assert failed(result_with({"HTTP 502": 1}), "starvation") is True
 
 
-def test_opening_burst_covers_the_requests_sent_while_registers_ran():
-    """From the first start to the last register's end; only the other commands' latency counts."""
+def test_during_registers_covers_the_requests_started_while_a_register_ran():
+    """Only other commands started while some register was in flight count, timeouts included."""
     samples = [
         Sample("register", 0.25, None, 0.0),
-        Sample("register", 0.30, "ReadTimeout", 0.1),  # ends at 0.4
+        Sample("register", 0.30, "ReadTimeout", 0.1),  # with the first: busy from 0.0 to 0.4
         Sample("tweet", 0.30, "ReadTimeout", 0.2),
         Sample("follow", 0.01, None, 0.4),
-        Sample("tweet", 0.5, None, 0.41),  # started after the burst
+        Sample("tweet", 0.5, None, 0.41),  # between two registers
+        Sample("register", 0.1, None, 1.0),  # busy from 1.0 to 1.1
+        Sample("unfollow", 0.02, None, 1.05),
     ]
-    burst = opening_burst(samples)
-    assert burst["seconds"] == 0.4
-    assert burst["count"] == 2 and burst["max_ms"] == 300.0 and burst["timeouts"] == 1
-    assert opening_burst([Sample("tweet", 0.1, None, 0.0)]) == {}
+    burst = during_registers(samples)
+    assert burst["seconds"] == 0.5
+    assert burst["count"] == 3 and burst["max_ms"] == 300.0 and burst["timeouts"] == 1
+    assert during_registers([Sample("tweet", 0.1, None, 0.0)]) == {}
 
 
 def test_scale_ratios_compare_the_largest_size_with_the_smallest():

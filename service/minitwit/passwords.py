@@ -32,13 +32,24 @@ BUSY = "Too many sign-ins and sign-ups at once. Please try again in a moment."
 
 
 def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by a cgroup v2 quota (Swarm's ``cpus``)."""
+    """The cores this process may use: its CPU affinity, capped by its cgroup's quota (Swarm's ``cpus``)."""
     cores = len(os.sched_getaffinity(0))
+    quota = cpu_quota()
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
+
+
+def cpu_quota() -> float | None:
+    """The cgroup's CPU quota in cores (cgroup v2 ``cpu.max``, else v1 CFS files); None if unlimited or unknown."""
+    cgroup = Path("/sys/fs/cgroup")
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = (cgroup / "cpu.max").read_text().split()
     except (OSError, ValueError):
-        return cores
-    return cores if quota == "max" else max(1, min(cores, math.ceil(int(quota) / int(period))))
+        try:
+            quota = (cgroup / "cpu/cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu/cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    return None if quota in ("max", "-1") else int(quota) / int(period)
 
 
 def hash_concurrency() -> int:
