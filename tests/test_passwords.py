@@ -5,11 +5,14 @@ shares the machine with everything else the replica serves.
 """
 
 import multiprocessing
+import multiprocessing.synchronize
+import runpy
 import threading
 import time
 
 import pytest
 from helpers import ARGON2ID
+from helpers import SERVICE_DIR
 from helpers import insert_users
 from helpers import sql
 from minitwit import passwords
@@ -115,3 +118,15 @@ def test_no_connection_held_while_hashing(app, api, auth, connections_while_hash
     assert sql(app, """SELECT pw_hash FROM "user" WHERE username = 'old'""")[0][0].startswith(ARGON2ID)
     # 2 registrations, 2 verifications, 1 upgrade: never inside a transaction, no connection checked out
     assert connections_while_hashing == [(False, 0)] * 5
+
+
+def test_gunicorn_hands_every_worker_the_masters_slots(monkeypatch, tmp_path):
+    """gunicorn.conf.py makes the slots in the master; post_fork gives each worker those same slots."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # the config file sets it otherwise
+    monkeypatch.setenv("HASH_CONCURRENCY", "3")
+    monkeypatch.setattr(passwords, "_slots", passwords._slots)  # restored after the test
+    conf = runpy.run_path(str(SERVICE_DIR / "gunicorn.conf.py"))
+    conf["post_fork"](None, None)
+    assert passwords._slots is conf["hash_slots"]
+    assert isinstance(conf["hash_slots"], multiprocessing.synchronize.BoundedSemaphore)
+    assert conf["hash_slots"].get_value() == 3
