@@ -36,6 +36,14 @@ def test_hash_concurrency_setting(monkeypatch, setting, expected):
     assert 1 <= passwords.usable_cores() <= len(passwords.os.sched_getaffinity(0))
 
 
+@pytest.mark.parametrize("setting", ["two", "-1", "1.5"])
+def test_hash_concurrency_refuses_what_is_not_a_count(monkeypatch, setting):
+    """A mistyped setting stops the start with a message naming it, not a bare ValueError from int()."""
+    monkeypatch.setenv("HASH_CONCURRENCY", setting)
+    with pytest.raises(ValueError, match="HASH_CONCURRENCY must be a whole number"):
+        passwords.hash_concurrency()
+
+
 def hold_slot(slots, current, peak, seconds):
     """In a forked worker: take a slot the way the app does and count how many holders overlap."""
     passwords.share_slots(slots)

@@ -54,7 +54,10 @@ def cpu_quota() -> float | None:
 
 def hash_concurrency() -> int:
     """How many hashes may run at once per replica: ``HASH_CONCURRENCY``, else one per usable core."""
-    return max(1, int(os.environ.get("HASH_CONCURRENCY") or usable_cores()))
+    setting = os.environ.get("HASH_CONCURRENCY", "").strip()
+    if setting and not setting.isdigit():
+        raise ValueError(f"HASH_CONCURRENCY must be a whole number of hashes at once, not {setting!r}")
+    return max(1, int(setting or usable_cores()))
 
 
 def new_slots():
