@@ -100,8 +100,8 @@ def run_once(
 ) -> dict:
     """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary.
 
-    With ``cost`` (Werkzeug's hash method, CPU seconds per hash) the replay's summary also states
-    the password-hash floor (``bench/floor.py``).
+    With ``cost`` (the service's hash method, CPU seconds per hash) the replay's summary also states
+    what the password hash costs it (``bench/floor.py``).
     """
     run, origin, n = ENGINES[engine], origin_of(target), len(actions)
     order = Scheduler(actions, window=window)

@@ -383,7 +383,7 @@ def test_scale_ratios_compare_the_largest_size_with_the_smallest():
     assert got["api_msgs"] == {"largest_vs_smallest": 0.5, "max_vs_min": 4.0}
 
 
-# --- the password-hash floor (bench/floor.py) ----------------------------------------------
+# --- the password hash's cost (bench/floor.py) ----------------------------------------------
 
 
 def sample(label: str, started: float, latency: float) -> Sample:
