@@ -1,9 +1,9 @@
-"""The password-hash floor: what Werkzeug's default hash alone costs a replay on this machine.
+"""The password hash: what the app's own hash costs a replay on this machine.
 
-The performance issue sets Werkzeug's default as the cheapest hash allowed, so no server can
-register a user for less CPU than one such hash costs here. Each report states:
+Each report states:
 
-- the hash's CPU cost, measured in this process with the same function the app calls;
+- the hash's CPU cost, measured with the function the benchmarked service calls (``minitwit.auth.
+  hash_password`` of ``BENCH_SERVICE_DIR`` too, so a side-by-side run states each side's own hash);
 - the CPU the replay's registers need, as a share of what the cores offered during the run;
 - how many registers the generator had in flight at once, against how many hashes the cores
   can finish within the simulator's timeout when they do nothing else;
@@ -11,24 +11,37 @@ register a user for less CPU than one such hash costs here. Each report states:
   endpoint costs (framework + generator) and registers additionally paid their hash.
 """
 
+import json
 import math
-import time
-
-from werkzeug.security import generate_password_hash
+import os
+import subprocess
+import sys
 
 from bench.engines import Sample
+from bench.local import SERVICE
 
 REGISTER = "register"
+# Runs in the benchmarked service's environment: its hash function, best of N, on the calling thread.
+MEASURE = """
+import json, sys, time
+from minitwit.auth import hash_password
+best, method = float("inf"), ""
+for _ in range(int(sys.argv[1])):
+    started = time.thread_time()
+    method = hash_password("correct horse battery staple").rsplit("$", 2)[0]
+    best = min(best, time.thread_time() - started)
+print(json.dumps([method, best]))
+"""
 
 
 def hash_cost(samples: int = 3) -> tuple[str, float]:
-    """Werkzeug's default method and the CPU seconds of one hash with it (the best of ``samples``)."""
-    best, method = math.inf, ""
-    for _ in range(samples):
-        started = time.thread_time()  # hashlib.scrypt runs on the calling thread
-        method = generate_password_hash("correct horse battery staple").split("$", 1)[0]
-        best = min(best, time.thread_time() - started)
-    return method, best
+    """The service's hash method (the hash without salt and digest) and CPU seconds of one hash."""
+    env = {**os.environ, "PYTHONPATH": str(SERVICE)}
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(samples)], env=env, capture_output=True, text=True, check=True
+    )
+    method, seconds = json.loads(out.stdout.strip().splitlines()[-1])
+    return method, seconds
 
 
 def max_in_flight(samples: list[Sample], label: str = REGISTER) -> int:

@@ -4,7 +4,7 @@ PostgreSQL comes from ``pg_config --bindir`` (initdb + pg_ctl, trust auth on 127
 socket directory, default settings otherwise); as root it runs as the ``postgres`` user, because initdb
 refuses root. The app is served exactly like production: ``flask --app minitwit migrate`` then gunicorn with
 ``service/gunicorn.conf.py``; WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_WORKER_CLASS, DB_POOL_SIZE and
-DB_MAX_OVERFLOW from the caller's environment pass through unchanged.
+DB_MAX_OVERFLOW (and HASH_CONCURRENCY) from the caller's environment pass through unchanged.
 """
 
 import os
@@ -25,7 +25,14 @@ REPO = Path(__file__).resolve().parent.parent
 SERVICE = Path(os.environ.get("BENCH_SERVICE_DIR", REPO / "service")).resolve()
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 STRICT = os.environ.get("MINITWIT_STRICT") == "1"
-TUNABLES = ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS", "DB_POOL_SIZE", "DB_MAX_OVERFLOW")
+TUNABLES = (
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "GUNICORN_WORKER_CLASS",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "HASH_CONCURRENCY",
+)
 
 
 class Unavailable(RuntimeError):

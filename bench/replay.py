@@ -100,8 +100,8 @@ def run_once(
 ) -> dict:
     """One replay with ``clients`` concurrent clients, then the no-op twin; return the run's summary.
 
-    With ``cost`` (Werkzeug's hash method, CPU seconds per hash) the replay's summary also states
-    the password-hash floor (``bench/floor.py``).
+    With ``cost`` (the service's hash method, CPU seconds per hash) the replay's summary also states
+    what the password hash costs it (``bench/floor.py``).
     """
     run, origin, n = ENGINES[engine], origin_of(target), len(actions)
     order = Scheduler(actions, window=window)
@@ -169,10 +169,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=Path("artifacts/bench/replay.json"), help="JSON output path")
     p.add_argument(
         "--fail-on",
-        choices=("any", "server", "never"),
+        choices=("any", "server", "starvation", "never"),
         default="any",
         help="exit 1 on any simulator error (default), only on HTTP 5xx/connection errors (CI on a shared"
-        " machine, where timeouts measure the neighbours), or never",
+        " machine, where timeouts measure the neighbours), on those and any tweet/follow/unfollow timeout"
+        " (starvation: registrations took the cores from the other requests), or never",
     )
     return p.parse_args(argv)
 
@@ -225,12 +226,22 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed(result, args.fail_on) else 0
 
 
+STARVABLE = ("tweet", "follow", "unfollow")  # cheap requests: a timeout means something starved them
+
+
 def failed(result: dict, fail_on: str) -> bool:
     """Whether the errors of a result fail the run under the --fail-on policy."""
     kinds = [kind for run in result["runs"] for part in ("replay", "noop") for kind in run[part]["errors_by_kind"]]
-    if fail_on == "server":
+    if fail_on in ("server", "starvation"):
         kinds = [kind for kind in kinds if kind == "ConnectionError" or kind.startswith("HTTP 5")]
+    if fail_on == "starvation":
+        kinds += [f"{label} timeout" for label in STARVABLE for run in result["runs"] if timeouts(run, label)]
     return fail_on != "never" and bool(kinds)
+
+
+def timeouts(run: dict, label: str) -> int:
+    """How many requests of one command timed out in a run's replay."""
+    return run["replay"]["by_command"].get(label, {}).get("timeouts", 0)
 
 
 if __name__ == "__main__":

@@ -31,17 +31,28 @@ def run_text(run: dict) -> list[str]:
         f" p99 {noop['latency'].get('p99_ms')} ms, {noop['errors']} errors",
         f"  app / no-op throughput: {run['app_vs_noop']:.0%}",
         f"  CPU us/request: replay {_cpu(replay)}; no-op {_cpu(noop)}",
+        *burst_text(replay.get("during_registers")),
     ]
     if floor := replay.get("hash_floor"):
         lines += floor_text(floor)
     return lines
 
 
+def burst_text(burst: dict | None) -> list[str]:
+    """The other requests' latency while registers were in flight (bench/stats.py)."""
+    if not burst or not burst.get("count"):
+        return []
+    return [
+        f"  while registering ({burst['seconds']} s with a register in flight): {burst['count']} other requests,"
+        f" p99 {burst['p99_ms']} ms, max {burst['max_ms']} ms, {burst['timeouts']} timeouts"
+    ]
+
+
 def floor_text(floor: dict) -> list[str]:
     """What the password hash alone costs this replay (bench/floor.py)."""
     share = f", {floor['registers_share_of_cpu']:.0%} of {floor['cores']} cores over the replay"
     lines = [
-        f"  hash floor: Werkzeug's default {floor['method']} costs {floor['hash_cpu_ms']} ms CPU per hash here;"
+        f"  password hash: {floor['method']} costs {floor['hash_cpu_ms']} ms CPU per hash here;"
         f" {floor['registers']} registers = {floor['registers_cpu_s']} CPU-s"
         + (share if floor["registers_share_of_cpu"] is not None else ""),
         f"    registers in flight: up to {floor['max_registers_in_flight']} at once; {floor['cores']} cores finish"

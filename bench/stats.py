@@ -1,5 +1,6 @@
 """Latency statistics: nearest-rank percentiles and per-command summaries of a run."""
 
+import bisect
 import math
 from collections import Counter
 
@@ -42,11 +43,46 @@ def summarize(result: RunResult) -> dict:
         "errors_by_kind": dict(sorted(errors.items())),
         "latency": latency_summary([s.latency for s in samples]),
         "by_command": {label: _label_summary(samples, label) for label in labels},
+        "during_registers": during_registers(samples),
         "generator_cpu_us_per_request": round(result.cpu_s / len(samples) * 1e6, 1) if samples else 0.0,
     }
 
 
 def _label_summary(samples: list[Sample], label: str) -> dict:
-    """Latency and error count of one label (command)."""
+    """Latency, error count and timeouts of one label (command)."""
     mine = [s for s in samples if s.label == label]
-    return latency_summary([s.latency for s in mine]) | {"errors": sum(1 for s in mine if s.error)}
+    errors = {"errors": sum(1 for s in mine if s.error), "timeouts": sum(1 for s in mine if s.error == "ReadTimeout")}
+    return latency_summary([s.latency for s in mine]) | errors
+
+
+def during_registers(samples: list[Sample], label: str = "register") -> dict:
+    """The latency of the other requests that started while a register was in flight.
+
+    This is the issue's opening burst (the scenario starts with registers, and 16 clients send up to
+    16 at once) and every later register: whether hashing starved the cheap requests sent meanwhile.
+    """
+    busy = merged_intervals(sorted((s.started, s.started + s.latency) for s in samples if s.label == label))
+    if not busy:
+        return {}
+    starts = [start for start, _ in busy]
+    others = [s for s in samples if s.label != label and in_intervals(busy, starts, s.started)]
+    timeouts = sum(1 for s in others if s.error == "ReadTimeout")
+    seconds = round(sum(end - start for start, end in busy), 3)
+    return {"seconds": seconds, **latency_summary([s.latency for s in others]), "timeouts": timeouts}
+
+
+def merged_intervals(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping (start, end) intervals merged into disjoint ones."""
+    merged: list[tuple[float, float]] = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def in_intervals(intervals: list[tuple[float, float]], starts: list[float], moment: float) -> bool:
+    """Whether ``moment`` falls in one of the disjoint, sorted ``intervals`` (``starts``: their starts)."""
+    i = bisect.bisect_right(starts, moment) - 1
+    return i >= 0 and moment <= intervals[i][1]

@@ -15,6 +15,7 @@ os.environ.setdefault(
 )
 
 from gunicorn.glogging import Logger  # noqa: E402
+from minitwit import passwords  # noqa: E402
 from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics  # noqa: E402 - needs the env above
 
 
@@ -59,6 +60,8 @@ logconfig_dict = {
     },
 }
 metrics_port = int(os.environ.get("METRICS_PORT", "9200"))
+# The replica's password-hashing slots: made here, in the master, so every worker forked from it shares them.
+hash_slots = passwords.new_slots()
 
 
 def on_starting(server):
@@ -71,6 +74,11 @@ def on_starting(server):
 def when_ready(server):
     """Serve all workers' metrics from the master on their own, unpublished port."""
     GunicornPrometheusMetrics.start_http_server_when_ready(metrics_port, host)
+
+
+def post_fork(server, worker):
+    """Bound password hashing per replica (all workers together), not per worker."""
+    passwords.share_slots(hash_slots)
 
 
 def child_exit(server, worker):

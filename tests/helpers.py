@@ -28,7 +28,6 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-from werkzeug.security import generate_password_hash
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVICE_DIR = REPO_ROOT / "service"
@@ -291,15 +290,20 @@ def sql(app, statement: str, rows: list[dict] | None = None, **params):
         return rows
 
 
+ARGON2ID = "$argon2id$v=19$m=19456,t=2,p=1$"  # how every new hash starts (OWASP's parameters)
+
+
 @functools.cache
-def fast_hash(password: str) -> str:
-    """A real scrypt hash with small work factors, so logging in costs milliseconds."""
-    return generate_password_hash(password, method="scrypt:1024:8:1")
+def cached_hash(password: str) -> str:
+    """A current argon2id hash of ``password``, made once per password for the whole suite."""
+    from minitwit.passwords import HASHER
+
+    return HASHER.hash(password)
 
 
 def insert_users(app, names, password="default", pw_hash=None):
     """Insert users straight into the database; they can log in with ``password``."""
-    pw_hash = pw_hash or fast_hash(password)
+    pw_hash = pw_hash or cached_hash(password)
     rows = [{"u": name, "e": f"{name}@x.org", "h": pw_hash} for name in names]
     sql(app, 'INSERT INTO "user" (username, email, pw_hash) VALUES (:u, :e, :h)', rows)
 

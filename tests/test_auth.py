@@ -4,6 +4,10 @@ import hashlib
 import re
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import Type
+from helpers import ARGON2ID
+from helpers import cached_hash
 from helpers import insert_users
 from helpers import register
 from helpers import sql
@@ -32,7 +36,7 @@ def test_register_page_fields_in_order(client):
 
 
 def test_register_success(app, client):
-    """Success flashes, redirects to ``/login`` and stores a scrypt hash."""
+    """Success flashes, redirects to ``/login`` and stores an argon2id hash."""
     rv = post_form(
         client,
         "/register",
@@ -45,7 +49,7 @@ def test_register_success(app, client):
     assert rv.headers["Location"].endswith("/login")
     html = client.get("/login").get_data(as_text=True)
     assert "You were successfully registered and can login now" in html
-    assert stored_hash(app, "alice").startswith("scrypt:")
+    assert stored_hash(app, "alice").startswith(ARGON2ID)
     assert stored_hash(app, "alice") != "pw"
 
 
@@ -156,37 +160,55 @@ def test_logout(client, auth):
 # --- password hashing --------------------------------------------------------------
 
 
-LEGACY_HASHES = {
-    "md5": hashlib.md5(b"secret").hexdigest(),
+OLD_HASHES = {  # every kind a MiniTwit database can hold, all of the password "secret"
+    "md5": hashlib.md5(b"secret").hexdigest(),  # the original MiniTwit, via import-legacy
     "md5-upper": hashlib.md5(b"secret").hexdigest().upper(),
-    "pbkdf2": generate_password_hash("secret", method="pbkdf2:sha256"),
+    "pbkdf2": generate_password_hash("secret", method="pbkdf2:sha256"),  # Werkzeug, older versions
+    "scrypt": generate_password_hash("secret", method="scrypt:1024:8:1"),  # Werkzeug, this project before
+    "argon2id-weaker": PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("secret"),
+    "argon2i": PasswordHasher(type=Type.I, time_cost=2, memory_cost=19456, parallelism=1).hash("secret"),
 }
 
 
-@pytest.mark.parametrize("kind", LEGACY_HASHES)
-def test_legacy_hash_is_upgraded_on_login(app, client, auth, kind):
-    """A correct password against an old hash logs in and re-hashes with scrypt."""
-    insert_users(app, ["old"], pw_hash=LEGACY_HASHES[kind])
+@pytest.mark.parametrize("kind", OLD_HASHES)
+def test_old_hash_is_upgraded_on_login(app, client, auth, kind):
+    """A correct password against an old or weaker hash logs in and re-hashes with argon2id."""
+    insert_users(app, ["old"], pw_hash=OLD_HASHES[kind])
     rv = auth.login("old", "secret")
     assert "You were logged in" in rv.get_data(as_text=True)
-    new_hash = stored_hash(app, "old")
-    assert new_hash.startswith("scrypt:")
+    assert stored_hash(app, "old").startswith(ARGON2ID)
     auth.logout()
     assert "You were logged in" in auth.login("old", "secret").get_data(as_text=True)
+    auth.logout()
+    assert "Invalid password" in auth.login("old", "Secret").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("kind", LEGACY_HASHES)
-def test_legacy_hash_wrong_password_keeps_hash(app, auth, kind):
-    """A wrong password is refused and leaves the old hash alone."""
-    insert_users(app, ["old"], pw_hash=LEGACY_HASHES[kind])
-    assert "Invalid password" in auth.login("old", "nope").get_data(as_text=True)
-    assert stored_hash(app, "old") == LEGACY_HASHES[kind]
+@pytest.mark.parametrize("kind", [*OLD_HASHES, "argon2id"])
+def test_wrong_password_keeps_hash(app, auth, kind):
+    """A wrong password is refused against every kind and leaves the stored hash alone."""
+    pw_hash = OLD_HASHES.get(kind) or cached_hash("secret")
+    insert_users(app, ["old"], pw_hash=pw_hash)
+    for wrong in ("nope", "Secret", "secret ", ""):
+        assert "Invalid password" in auth.login("old", wrong).get_data(as_text=True)
+    assert stored_hash(app, "old") == pw_hash
 
 
-def test_scrypt_hash_is_not_rehashed(app, auth):
-    """A current scrypt hash stays as it is after login."""
+@pytest.mark.parametrize(
+    "pw_hash", ["", "x", "$argon2id$v=19$garbage", "scrypt:1:1:1$salt$00", "pbkdf2:nope$s$h", "£" * 32]
+)
+def test_malformed_hash_never_matches(app, auth, pw_hash):
+    """A stored value that is no hash we know refuses every password with the usual message, not a 500."""
+    insert_users(app, ["odd"], pw_hash=pw_hash)
+    rv = auth.login("odd", "secret")
+    assert rv.status_code == 200
+    assert "Invalid password" in rv.get_data(as_text=True)
+
+
+def test_current_hash_is_not_rehashed(app, auth):
+    """An argon2id hash at the current parameters stays as it is after login."""
     auth.register("alice", "pw")
     before = stored_hash(app, "alice")
+    assert before.startswith(ARGON2ID)
     auth.login("alice", "pw")
     assert stored_hash(app, "alice") == before
 

@@ -32,6 +32,7 @@ from bench.scenario import error_kind
 from bench.scenario import load_actions
 from bench.scenario import request_for
 from bench.scheduler import Scheduler
+from bench.stats import during_registers
 from bench.stats import latency_summary
 from bench.stats import percentile
 
@@ -317,9 +318,11 @@ def test_replay_jobs_carry_each_commands_rule(server, scenario):
     assert [j.check(400) for j in jobs] == [None, None, None, "HTTP 400"]
 
 
-def result_with(errors_by_kind: dict) -> dict:
-    """A minimal replay result whose replay pass had these errors."""
-    return {"runs": [{"replay": {"errors_by_kind": errors_by_kind}, "noop": {"errors_by_kind": {}}}]}
+def result_with(errors_by_kind: dict, timeouts: dict | None = None) -> dict:
+    """A minimal replay result whose replay pass had these errors (and these timeouts per command)."""
+    by_command = {label: {"timeouts": n} for label, n in (timeouts or {}).items()}
+    replay = {"errors_by_kind": errors_by_kind, "by_command": by_command}
+    return {"runs": [{"replay": replay, "noop": {"errors_by_kind": {}}}]}
 
 
 @pytest.mark.parametrize(
@@ -337,6 +340,40 @@ def test_fail_on_policy(errors, policy, expected):
     assert failed(result_with(errors), policy) is expected
 
 
+@pytest.mark.parametrize(
+    "timeouts, expected",
+    [
+        ({"register": 5}, False),  # registrations that did not fit in 0.3 s, and the 404s after them
+        ({"register": 5, "tweet": 0}, False),
+        ({"tweet": 1}, True),
+        ({"follow": 1}, True),
+        ({"unfollow": 2}, True),
+    ],
+)
+def test_fail_on_starvation(timeouts, expected):
+    """``starvation`` fails on any tweet/follow/unfollow timeout, and on server errors like ``server``."""
+    errors = {"ReadTimeout": sum(timeouts.values()), "HTTP 404": 3}
+    assert failed(result_with(errors, timeouts), "starvation") is expected
+    assert failed(result_with({"HTTP 502": 1}), "starvation") is True
+
+
+def test_during_registers_covers_the_requests_started_while_a_register_ran():
+    """Only other commands started while some register was in flight count, timeouts included."""
+    samples = [
+        Sample("register", 0.25, None, 0.0),
+        Sample("register", 0.30, "ReadTimeout", 0.1),  # with the first: busy from 0.0 to 0.4
+        Sample("tweet", 0.30, "ReadTimeout", 0.2),
+        Sample("follow", 0.01, None, 0.4),
+        Sample("tweet", 0.5, None, 0.41),  # between two registers
+        Sample("register", 0.1, None, 1.0),  # busy from 1.0 to 1.1
+        Sample("unfollow", 0.02, None, 1.05),
+    ]
+    burst = during_registers(samples)
+    assert burst["seconds"] == 0.5
+    assert burst["count"] == 3 and burst["max_ms"] == 300.0 and burst["timeouts"] == 1
+    assert during_registers([Sample("tweet", 0.1, None, 0.0)]) == {}
+
+
 def test_scale_ratios_compare_the_largest_size_with_the_smallest():
     def sizes(public, api):
         return {label: {"p99_ms": v} for label, v in (("public", public), ("user", 1), ("home", 1), ("api_msgs", api))}
@@ -346,7 +383,7 @@ def test_scale_ratios_compare_the_largest_size_with_the_smallest():
     assert got["api_msgs"] == {"largest_vs_smallest": 0.5, "max_vs_min": 4.0}
 
 
-# --- the password-hash floor (bench/floor.py) ----------------------------------------------
+# --- the password hash's cost (bench/floor.py) ----------------------------------------------
 
 
 def sample(label: str, started: float, latency: float) -> Sample:
@@ -396,8 +433,7 @@ def test_hash_cost_measures_the_method_the_app_hashes_with():
     from minitwit.auth import hash_password
 
     method, seconds = hash_cost(samples=1)
-    assert method == hash_password("x").split("$", 1)[0]
-    assert method.startswith("scrypt:")
+    assert method == hash_password("x").rsplit("$", 2)[0] == "$argon2id$v=19$m=19456,t=2,p=1"
     assert 0 < seconds < 5
 
 
@@ -440,6 +476,6 @@ def test_a_local_replay_reports_the_hash_floor(tmp_path, capsys):
     assert floor["registers"] == sum(1 for a in load_actions(rows=40) if a.command == "register")
     assert 1 <= floor["max_registers_in_flight"] <= 4
     assert floor["ceiling_rps"] > 0  # local: the no-op's CPU cost is known
-    assert "hash floor: Werkzeug's default scrypt:" in printed.out
+    assert "password hash: $argon2id$v=19$m=19456,t=2,p=1 costs" in printed.out
     if not run["replay"]["errors"]:  # a timed-out last request may still be running when /latest is read
         assert run["final_latest"] == run["expected_latest"]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ARGON2ID
 from helpers import REPO_ROOT
 from helpers import SERVICE_DIR
 from helpers import FlaskApi
@@ -113,12 +114,12 @@ def test_imported_data_is_served(app, legacy_db):
 
 @pytest.mark.parametrize("username, password", [("alice", "alice-pw"), ("bob", "bob-pw")])
 def test_legacy_passwords_work_and_are_upgraded(app, legacy_db, username, password):
-    """Imported users log in with their old passwords; the hash becomes scrypt."""
+    """Imported users log in with their old passwords; the hash becomes argon2id."""
     invoke(app, "import-legacy", legacy_db)
     client = app.test_client()
     assert "You were logged in" in login(client, username, password).get_data(as_text=True)
     [(pw_hash,)] = sql(app, 'SELECT pw_hash FROM "user" WHERE username = :u', u=username)
-    assert pw_hash.startswith("scrypt:")
+    assert pw_hash.startswith(ARGON2ID)
 
 
 def test_new_rows_after_import_get_fresh_ids(app, legacy_db):

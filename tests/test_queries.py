@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import fresh_app
 from helpers import API_AUTH
-from helpers import fast_hash
+from helpers import cached_hash
 from helpers import insert_messages
 from helpers import insert_users
 from helpers import login
@@ -108,7 +108,7 @@ def explain(app, statement: str, parameters) -> list[dict]:
 
 def seed_volume(app):
     """200 users, 20,000 messages (1% flagged), user1 follows 100 users; then ANALYZE."""
-    insert_users(app, [f"user{n}" for n in range(1, 201)], pw_hash=fast_hash("default"))
+    insert_users(app, [f"user{n}" for n in range(1, 201)], pw_hash=cached_hash("default"))
     sql(
         app,
         "INSERT INTO message (author_id, text, pub_date, flagged)"

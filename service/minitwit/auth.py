@@ -1,7 +1,5 @@
-"""Sign up, sign in and sign out; password hashing and the registration rules the API shares."""
+"""Sign up, sign in and sign out, and the registration rules the API shares (hashing: passwords.py)."""
 
-import hashlib
-import hmac
 import unicodedata
 
 from flask import Blueprint
@@ -13,15 +11,17 @@ from flask import render_template
 from flask import request
 from flask import session
 from flask import url_for
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash
-from werkzeug.security import generate_password_hash
 
 from . import metrics
 from .extensions import db
 from .models import User
 from .models import get_user_id
 from .models import storable
+from .passwords import hash_password
+from .passwords import needs_rehash
+from .passwords import verify_password
 
 bp = Blueprint("auth", __name__)
 
@@ -41,24 +41,6 @@ def load_logged_in_user() -> None:
 
 
 bp.before_request(load_logged_in_user)
-
-
-def hash_password(password: str) -> str:
-    """Hash with Werkzeug's default method (scrypt)."""
-    return generate_password_hash(password)
-
-
-def verify_password(pw_hash: str, password: str) -> bool:
-    """Check a password against a Werkzeug hash or a legacy bare MD5 hex digest."""
-    if "$" in pw_hash:
-        return check_password_hash(pw_hash, password)
-    legacy = hashlib.md5(password.encode("utf-8")).hexdigest()  # only ever to verify old hashes
-    return hmac.compare_digest(pw_hash.lower(), legacy)
-
-
-def needs_rehash(pw_hash: str) -> bool:
-    """Tell whether a stored hash predates the current default and should be upgraded."""
-    return not pw_hash.startswith("scrypt:")
 
 
 def has_invisible_characters(text: str) -> bool:
@@ -99,6 +81,7 @@ def registration_error(username: str, email: str, password: str, password2: str 
 
 def create_user(username: str, email: str, password: str) -> str | None:
     """Store a new user; return an error message if the name was taken meanwhile."""
+    db.session.commit()  # hand back the checks' pooled connection: none is held while hashing
     db.session.add(User(username=username, email=email, pw_hash=hash_password(password)))
     try:
         db.session.commit()
@@ -106,6 +89,13 @@ def create_user(username: str, email: str, password: str) -> str | None:
         db.session.rollback()
         return USERNAME_TAKEN
     return None
+
+
+def upgrade_hash(user_id: int, old_hash: str, password: str) -> None:
+    """Replace an old or weaker hash by a new one, hashed before the row is touched (no lock held)."""
+    new_hash = hash_password(password)
+    db.session.execute(update(User).where(User.user_id == user_id, User.pw_hash == old_hash).values(pw_hash=new_hash))
+    db.session.commit()
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -135,16 +125,17 @@ def login():
         password = request.form.get("password", "")
         user_id = get_user_id(request.form.get("username", ""))
         user = db.session.get(User, user_id) if user_id is not None else None
+        pw_hash = user.pw_hash if user is not None else None
+        db.session.commit()  # hand back the pooled connection: none is held while hashing
         if user is None:
             error = "Invalid username"
-        elif not verify_password(user.pw_hash, password):
+        elif not verify_password(pw_hash, password):
             error = "Invalid password"
         else:
-            if needs_rehash(user.pw_hash):
-                user.pw_hash = hash_password(password)
-                db.session.commit()
+            if needs_rehash(pw_hash):
+                upgrade_hash(user_id, pw_hash, password)
             session.clear()
-            session["user_id"] = user.user_id
+            session["user_id"] = user_id
             flash("You were logged in")
             return redirect(local_path(request.args.get("next")) or url_for("timeline.timeline"))
     return render_template("login.html", error=error)

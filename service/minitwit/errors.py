@@ -62,8 +62,9 @@ def error_response(status: int, message: str | None = None):
 
 
 def handle_http_error(error: HTTPException):
-    """Render aborts and routing errors (404, 405, 413, ...) with our own message."""
-    return error_response(error.code or 500, MESSAGES.get(error.code or 500))
+    """Render aborts and routing errors (404, 405, 413, ...) with our own message, or the raiser's own."""
+    explained = error.description if error.description != type(error).description else None
+    return error_response(error.code or 500, explained or MESSAGES.get(error.code or 500))
 
 
 def handle_cross_origin(error: CrossOriginRequest):
