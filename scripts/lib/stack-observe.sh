@@ -71,7 +71,7 @@ sink_notifications() {
 # The Watchdog reaches the heartbeat receiver (the sink) within WATCHDOG_BOUND_S of
 # Alertmanager's start: Prometheus evaluates it every 15 s and resends firing alerts every
 # minute, Alertmanager's heartbeat route waits 0 s. Bound: a resend plus two evaluations.
-WATCHDOG_BOUND_S=120
+WATCHDOG_BOUND_S=${WATCHDOG_BOUND_S:-120}
 assert_watchdog_delivered() {
   local started deadline arrived=""
   started="$(docker inspect --format '{{.State.StartedAt}}' "$(stack_container alertmanager)")"
@@ -80,7 +80,8 @@ assert_watchdog_delivered() {
   while ((SECONDS < deadline)); do
     arrived="$(sink_notifications | python3 -c '
 import json, sys
-at = [json.loads(l)["at"] for l in sys.stdin if ""Watchdog"" in l and ""heartbeat"" in l]
+found = [json.loads(line) for line in sys.stdin]
+at = [n["at"] for n in found if n["alertname"] == "Watchdog" and n["via"] == "heartbeat"]
 print(min(at) if at else "")')"
     [[ -n "$arrived" ]] && break
     sleep 5

@@ -13,6 +13,7 @@ Standard library only: it runs on the local Python base image.
 import email
 import http.server
 import json
+import os
 import re
 import socketserver
 import sys
@@ -90,10 +91,14 @@ class SmtpHandler(socketserver.StreamRequestHandler):
 
 
 def main() -> None:
-    smtp = socketserver.ThreadingTCPServer(("0.0.0.0", 2525), SmtpHandler)
+    """Serve SMTP in a thread and HTTP in the main thread (ALERT_SINK_* override for tests)."""
+    host = os.environ.get("ALERT_SINK_HOST", "0.0.0.0")
+    http_port = int(os.environ.get("ALERT_SINK_HTTP_PORT", "9099"))
+    smtp_port = int(os.environ.get("ALERT_SINK_SMTP_PORT", "2525"))
+    smtp = socketserver.ThreadingTCPServer((host, smtp_port), SmtpHandler)
     threading.Thread(target=smtp.serve_forever, daemon=True).start()
-    print("alert sink: HTTP :9099 (/chat, /heartbeat), SMTP :2525", file=sys.stderr, flush=True)
-    http.server.ThreadingHTTPServer(("0.0.0.0", 9099), WebhookHandler).serve_forever()
+    print(f"alert sink: HTTP {host}:{http_port} (/chat, /heartbeat), SMTP :{smtp_port}", file=sys.stderr, flush=True)
+    http.server.ThreadingHTTPServer((host, http_port), WebhookHandler).serve_forever()
 
 
 if __name__ == "__main__":
