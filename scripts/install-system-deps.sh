@@ -21,7 +21,7 @@ packages=(
 # *_file options our config uses for credentials. Only the one binary is taken from trixie's
 # package (apt-get download with a private sources list), so the system stays pure bookworm.
 install_amtool() {
-  if amtool --version 2>&1 | grep -Eq 'version 0\.(2[89]|[3-9][0-9])'; then
+  if amtool --version 2>&1 | grep -Eq 'version 0\.(2[6-9]|[3-9][0-9])'; then
     return
   fi
   local work
