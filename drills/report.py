@@ -77,6 +77,9 @@ def markdown(report: dict) -> str:
             f"- {'✅' if o['passed'] else '❌'} {o['name']}: measured `{o['measured']}`, required `{o['required']}`"
             for o in drill["objectives"]
         ]
+        fired = drill["figures"].get("alerts")
+        if fired is not None:
+            lines += ["", "Notifications at the alert sink, from the fault: " + ("; ".join(fired) or "none")]
         examples = drill["figures"].get("all", {}).get("failure_examples", [])
         if examples:
             lines += ["", "Failed requests (first 10):", ""] + [f"- `{e}`" for e in examples]

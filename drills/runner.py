@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
+from drills import alerts
 from drills import stack as docker
 from drills.client import Target
 from drills.client import send
@@ -112,11 +113,14 @@ class Envelope:
             max_seconds=ctx.max_seconds,
         )
         self.marks: dict[str, float] = {}
+        # Wall-clock time of the fault: alert notifications are timed from it (drills/alerts.py).
+        self.fault_at = 0.0
 
     def __enter__(self) -> Envelope:
         self.load.start()
         time.sleep(self.ctx.warmup)
         self.mark("action_start")
+        self.fault_at = time.time()
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -137,7 +141,10 @@ class Envelope:
         """Summarise requests (whole drill, action window), verify writes."""
         records = self.load.records
         checked = verify(self.ctx.target, self.load.writes)
+        found = alerts.since(self.ctx.stack, self.fault_at)
         figures = {
+            "alerts": alerts.summary(found),
+            "notifications": found,
             "all": summarise(records),
             "action": summarise(records, self.marks["action_start"], self.marks.get("action_end", 1e9)),
             "writes": checked.as_dict(),

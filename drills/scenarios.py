@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from drills import alerts
 from drills import stack as docker
 from drills.runner import REPLICAS
 from drills.runner import Context
@@ -19,7 +20,15 @@ from drills.stats import outage_answers
 from drills.stats import summarise
 
 CRASH_RECOVERY_BOUND_S = 90  # restart delay + start + healthcheck start period
-DB_OUTAGE_S = 12  # how long PostgreSQL stays down in drill 3
+# Time to notify, from the fault to the alert-sink (docs/reliability.md): the replica dip is seen
+# within a scrape and an evaluation (30 s), then the ticket route's 30 s group_wait; "resolved"
+# comes a minute after the last replica is back, plus up to a 1 m group_interval.
+CRASH_NOTIFY_BOUND_S = 120
+CRASH_RESOLVED_BOUND_S = 300
+DB_OUTAGE_S = 12  # PostgreSQL stays down at least this long in drill 3...
+# ...and until the PostgresDown page arrives: scrape 15 s + evaluation 15 s + for 30 s +
+# the page route's group_wait 10 s = 70 s at worst, plus the time to stop the task.
+DB_NOTIFY_BOUND_S = 100
 DB_RECOVERY_BOUND_S = 30  # app fully serving again after PostgreSQL is back
 # A release that starts but never gets healthy: it serves on the wrong port, so the
 # stack's healthcheck (/health on :5000, which overrides any image HEALTHCHECK) fails.
@@ -90,8 +99,15 @@ def replica_crash(ctx: Context, result: DrillResult) -> None:
             interval=1,
         )
         env.finish()
+    fired = alerts.wait_for(ctx.stack, env.fault_at, "MinitwitReplicaLost", "firing", CRASH_NOTIFY_BOUND_S)
+    resolved = alerts.wait_for(ctx.stack, env.fault_at, "MinitwitReplicaLost", "resolved", CRASH_RESOLVED_BOUND_S)
     figures = env.figures(result)
-    figures.update(killed_container=victim[:12], recovery_s=_round(recovered))
+    figures.update(
+        killed_container=victim[:12],
+        recovery_s=_round(recovered),
+        replica_alert_s=fired,
+        replica_alert_resolved_s=resolved,
+    )
     result.objectives += [
         at_most("failed reads", figures["all"]["failed_reads"], 0),
         at_most(
@@ -100,6 +116,8 @@ def replica_crash(ctx: Context, result: DrillResult) -> None:
             CRASH_RECOVERY_BOUND_S,
             " s",
         ),
+        at_most("replica alert at the sink, from the kill", fired, CRASH_NOTIFY_BOUND_S, " s"),
+        at_most("its resolution at the sink, from the kill", resolved, CRASH_RESOLVED_BOUND_S, " s"),
     ]
     _loss_objectives(result, figures)
 
@@ -116,6 +134,10 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
         gone = docker.wait_for(lambda: not docker.containers(postgres), timeout=60)
         env.mark("db_down")
         watched = _watch_outage(ctx, DB_OUTAGE_S)
+        # Keep it down until a person would have been paged (or the bound has passed).
+        paged = alerts.wait_for(
+            ctx.stack, env.fault_at, "PostgresDown", "firing", DB_NOTIFY_BOUND_S - (time.time() - env.fault_at)
+        )
         env.mark("db_start")
         docker.scale(postgres, 1)
         back = docker.wait_for(lambda: docker.healthy_containers(postgres) == 1, timeout=120)
@@ -132,6 +154,7 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
         postgres_back_s=_round(back),
         ready_after_db_back_s=_round(app_ready),
         last_failure_after_db_back_s=_round(max(late, default=0.0)),
+        postgres_alert_s=paged,
         outage=outage_answers(env.load.records),
         outage_window=summarise(outage_records),
         probes=watched,
@@ -148,6 +171,7 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
             "/ready 503 seen",
         ),
         at_most("/health failures during the outage", watched["health_not_200"], 0),
+        at_most("PostgresDown page at the sink, from the stop", paged, DB_NOTIFY_BOUND_S, " s"),
         at_most(
             "slowest answer during the outage",
             figures["outage_window"]["max_ms"],

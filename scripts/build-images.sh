@@ -6,6 +6,9 @@
 #   local/postgres:15           Debian postgresql-15 + docker/ci/postgres/entrypoint.sh
 #   local/prometheus:2.53       Debian trixie prometheus + promtool
 #   local/pebble:2.4            Debian pebble (Let's Encrypt's ACME test server)
+#   local/alertmanager:0.28, local/node-exporter:1.9, local/postgres-exporter:0.17
+#                               Debian trixie's prometheus-alertmanager, -node-exporter and
+#                               -postgres-exporter, from one shared rootfs
 # Debian root filesystems are built once and reused; REBUILD_ROOTFS=1 forces a rebuild.
 # Needs root (mmdebstrap), a running dockerd, and a pip that reaches PyPI.
 set -euo pipefail
@@ -74,11 +77,16 @@ main() {
     rootfs bookworm local/rootfs-postgres:15 postgresql-15
     rootfs trixie local/rootfs-prometheus:trixie prometheus
     rootfs bookworm local/rootfs-pebble:bookworm pebble
+    rootfs trixie local/rootfs-monitoring:trixie \
+        prometheus-alertmanager,prometheus-node-exporter,prometheus-postgres-exporter
     build_app
     build_traefik
     build local/postgres:15 docker/ci/postgres
     build local/prometheus:2.53 docker/ci/prometheus
     build local/pebble:2.4 docker/ci/pebble
+    build local/alertmanager:0.28 docker/ci/alertmanager
+    build local/node-exporter:1.9 docker/ci/node-exporter
+    build local/postgres-exporter:0.17 docker/ci/postgres-exporter
     echo "MINITWIT_IMAGE=$MINITWIT_IMAGE"
 }
 

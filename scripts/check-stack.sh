@@ -28,6 +28,8 @@ export_example_inputs() {
     export GRAFANA_DOMAIN=grafana.minitwit.example.org
     export TRAEFIK_DASHBOARD_DOMAIN=traefik.minitwit.example.org
     export ACME_EMAIL=ops@example.org
+    export ALERTMANAGER_SMTP_SMARTHOST=smtp.example.org:587 ALERTMANAGER_SMTP_FROM=alerts@example.org
+    export ALERTMANAGER_EMAIL_PAGE_TO=oncall@example.org ALERTMANAGER_EMAIL_TICKET_TO=ops@example.org
     export PEBBLE_CERTS_DIR=/tmp/pebble-certs
     set -a
     eval "$(stack/config-versions.sh)"

@@ -15,7 +15,9 @@ version() {
 
 echo "TRAEFIK_CONFIG_VERSION=$(version traefik/traefik.yml traefik/dynamic/middlewares.yml)"
 echo "PROMETHEUS_CONFIG_VERSION=$(version stack/prometheus/prometheus.yml \
-    stack/prometheus/rules/recording.yml stack/prometheus/rules/alerts.yml)"
+    stack/prometheus/rules/recording.yml stack/prometheus/rules/alerts.yml \
+    stack/prometheus/rules/infrastructure.yml)"
+echo "ALERTMANAGER_CONFIG_VERSION=$(version stack/alertmanager/alertmanager.yml stack/alertmanager/ci_sink.py)"
 echo "LOKI_CONFIG_VERSION=$(version stack/loki/loki.yml)"
 echo "ALLOY_CONFIG_VERSION=$(version stack/alloy/config.alloy)"
 mapfile -t dashboards < <(LC_ALL=C ls stack/grafana/dashboards/*.json)

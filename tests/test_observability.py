@@ -217,7 +217,33 @@ def traefik_metrics(traefik_server):
 
 
 @pytest.fixture(scope="module")
-def prometheus(app_server, traefik_server, tmp_path_factory):
+def exporters(tmp_path_factory):
+    """The real node and postgres exporters (Debian's packages), on loopback ports.
+
+    The postgres exporter is pointed at a closed port: it then exposes pg_up 0, which is
+    what PostgresDown reads. Job name -> port.
+    """
+    tmp = tmp_path_factory.mktemp("obs-exporters")
+    node, postgres = free_port(), free_port()
+    node_args = [find_tool("prometheus-node-exporter", "NODE_EXPORTER_BIN"), f"--web.listen-address=127.0.0.1:{node}"]
+    postgres_args = [
+        find_tool("prometheus-postgres-exporter", "POSTGRES_EXPORTER_BIN"),
+        f"--web.listen-address=127.0.0.1:{postgres}",
+    ]
+    postgres_env = {**os.environ, "DATA_SOURCE_NAME": "postgresql://monitor@127.0.0.1:1/minitwit?sslmode=disable"}
+    with (
+        running(node_args, tmp / "node.log"),
+        running(postgres_args, tmp / "postgres.log", env=postgres_env),
+    ):
+        wait_until(lambda: http_get(f"http://127.0.0.1:{node}/metrics"), "node exporter", log=tmp / "node.log")
+        wait_until(
+            lambda: http_get(f"http://127.0.0.1:{postgres}/metrics"), "postgres exporter", log=tmp / "postgres.log"
+        )
+        yield {"node": node, "postgres": postgres}
+
+
+@pytest.fixture(scope="module")
+def prometheus(app_server, traefik_server, exporters, tmp_path_factory):
     """Real Prometheus running the committed scrape jobs and rules against the real targets.
 
     The DNS service discovery of prometheus.yml cannot resolve Swarm names here, so each
@@ -226,11 +252,22 @@ def prometheus(app_server, traefik_server, tmp_path_factory):
     binary = find_tool("prometheus", "PROMETHEUS_BIN")
     tmp = tmp_path_factory.mktemp("obs-prometheus")
     port = free_port()
-    local = {"minitwit": app_server["metrics_port"], "traefik": traefik_server["metrics_port"], "prometheus": port}
+    local = {
+        "minitwit": app_server["metrics_port"],
+        "traefik": traefik_server["metrics_port"],
+        "prometheus": port,
+        **exporters,
+    }
     config = load_yaml(PROMETHEUS_YML)
     config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
     config["rule_files"] = [str(copy_rules_evaluated_every_scrape(path, tmp)) for path in RULE_FILES]
+    # No Alertmanager here (tests/test_stack.py and the stack test cover it).
+    config.pop("alerting")
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "alertmanager"]
     for job in config["scrape_configs"]:
+        if job["job_name"] == "postgres":
+            # Its failed login to the closed port takes about a second per scrape.
+            job.update(scrape_interval="5s", scrape_timeout="4s")
         job.pop("dns_sd_configs", None)
         job["static_configs"] = [{"targets": [f"127.0.0.1:{local[job['job_name']]}"]}]
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -259,9 +296,9 @@ def copy_rules_evaluated_every_scrape(path, directory):
 
 
 def all_targets_up(url: str) -> bool:
-    """True once each of the three jobs has a target and all are healthy."""
+    """True once each of the five jobs has a target and all are healthy."""
     targets = json.loads(http_get(f"{url}/api/v1/targets"))["data"]["activeTargets"]
-    return len(targets) == 3 and all(t["health"] == "up" for t in targets)
+    return len(targets) == 5 and all(t["health"] == "up" for t in targets)
 
 
 def all_rules_evaluated(url: str) -> bool:
@@ -280,9 +317,9 @@ def prometheus_query(url: str, expr: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def known_names(app_metrics, traefik_metrics, prometheus):
+def known_names(app_metrics, traefik_metrics, exporters, prometheus):
     """Every metric name Prometheus can hold: exposed by the app, Traefik or Prometheus
-    itself, synthesised by scraping (up, scrape_*), or recorded by our rules."""
+    itself or the exporters, synthesised by scraping (up, scrape_*), or recorded by our rules."""
     stored = json.loads(http_get(f"{prometheus}/api/v1/label/__name__/values"))["data"]
     recorded = {rule["record"] for rule in rules() if "record" in rule}
     return exposed_names(app_metrics) | exposed_names(traefik_metrics) | set(stored) | recorded
@@ -499,6 +536,9 @@ def listen_ports(stack: dict) -> dict[str, int]:
         "traefik": int(traefik["entryPoints"][entrypoint]["address"].rsplit(":", 1)[1]),
         "prometheus": int(flag(stack, "prometheus", "--web.listen-address", ":9090").rsplit(":", 1)[1]),
         "loki": int(load_yaml(LOKI_YML)["server"]["http_listen_port"]),
+        "node-exporter": int(flag(stack, "node-exporter", "--web.listen-address", ":9100").rsplit(":", 1)[1]),
+        "postgres-exporter": int(flag(stack, "postgres-exporter", "--web.listen-address", ":9187").rsplit(":", 1)[1]),
+        "alertmanager": int(flag(stack, "alertmanager", "--web.listen-address", ":9093").rsplit(":", 1)[1]),
     }
 
 
@@ -522,10 +562,20 @@ def assert_reaches(stack: dict, client: str, url: str):
 def test_prometheus_targets_match_stack_services(stack):
     """Each scrape job names a stack service (tasks.<service>) on its metrics port."""
     jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_YML)["scrape_configs"]}
-    for job_name, service in (("minitwit", "app"), ("traefik", "traefik")):
+    services = {
+        "minitwit": "app",
+        "traefik": "traefik",
+        "node": "node-exporter",
+        "postgres": "postgres-exporter",
+        "alertmanager": "alertmanager",
+    }
+    for job_name, service in services.items():
         (sd,) = jobs[job_name]["dns_sd_configs"]
         assert sd["names"] == [f"tasks.{service}"] and sd["type"] == "A"
         assert_reaches(stack, "prometheus", f"http://{service}:{sd['port']}")
+    ((alertmanagers,),) = [am["dns_sd_configs"] for am in load_yaml(PROMETHEUS_YML)["alerting"]["alertmanagers"]]
+    assert alertmanagers["names"] == ["tasks.alertmanager"]
+    assert_reaches(stack, "prometheus", f"http://alertmanager:{alertmanagers['port']}")
     (own,) = jobs["prometheus"]["static_configs"][0]["targets"]
     assert int(own.rsplit(":", 1)[1]) == listen_ports(stack)["prometheus"]
 

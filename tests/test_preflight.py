@@ -22,12 +22,24 @@ PLAYBOOKS = REPO_ROOT / "ansible" / "playbooks"
 # A real bcrypt line (htpasswd -nbB admin admin): the shape Traefik's basicAuth accepts.
 GOOD_USERS = "admin:$2y$05$uTaKyu6jbS7bPzMj2Vh4yekKqhs4g2KgAhTqhG4oO6m5kJ.ZtX6Pa"
 VAULT_PASSWORD = "preflight-test-vault-password"
+# Alert receivers' addresses (vars.yml): not secret, but never the example ones.
+GOOD_ALERT_ADDRESSES = {
+    "minitwit_alertmanager_smtp_smarthost": "smtp.ops-demo.net:587",
+    "minitwit_alertmanager_smtp_from": "alerts@ops-demo.net",
+    "minitwit_alertmanager_smtp_username": "alerts@ops-demo.net",
+    "minitwit_alertmanager_email_page_to": "oncall@ops-demo.net",
+    "minitwit_alertmanager_email_ticket_to": "ops@ops-demo.net",
+}
 SECRETS = {
     "vault_minitwit_secret_key",
     "vault_minitwit_postgres_password",
     "vault_minitwit_grafana_admin_password",
     "vault_minitwit_simulator_auth",
     "vault_minitwit_traefik_dashboard_users",
+    "vault_minitwit_postgres_monitor_password",
+    "vault_minitwit_alertmanager_smtp_password",
+    "vault_minitwit_alertmanager_chat_webhook_url",
+    "vault_minitwit_alertmanager_heartbeat_url",
 }
 # Tasks that change a host: none may start when the preflight refuses.
 CHANGING_TASKS = ("TASK [base :", "TASK [docker :", "TASK [swarm :", "TASK [minitwit : Ensure")
@@ -41,6 +53,10 @@ def good_vault() -> dict:
         "vault_minitwit_postgres_password": secrets.token_urlsafe(24),
         "vault_minitwit_grafana_admin_password": secrets.token_urlsafe(24),
         "vault_minitwit_traefik_dashboard_users": GOOD_USERS,
+        "vault_minitwit_postgres_monitor_password": secrets.token_urlsafe(24),
+        "vault_minitwit_alertmanager_smtp_password": secrets.token_urlsafe(24),
+        "vault_minitwit_alertmanager_chat_webhook_url": "https://chat.ops-demo.net/hooks/" + secrets.token_hex(12),
+        "vault_minitwit_alertmanager_heartbeat_url": "https://heartbeat.ops-demo.net/ping/" + secrets.token_hex(12),
     }
 
 
@@ -126,6 +142,10 @@ def test_the_shipped_placeholders_are_refused_before_any_change(tmp_path, playbo
     vars_file = f"{tmp_path}/group_vars/all/vars.yml"
     assert f"minitwit_domain is an example (minitwit.example.org), not yours: set it in {vars_file}" in output
     assert f"minitwit_acme_email is an example (ops@example.org), not yours: set it in {vars_file}" in output
+    page_to = "minitwit_alertmanager_email_page_to is an example (oncall@example.org), not yours"
+    assert f"{page_to}: set it in {vars_file}" in output
+    smarthost = "minitwit_alertmanager_smtp_smarthost is an example (smtp.example.org:587), not yours"
+    assert f"{smarthost}: set it in {vars_file}" in output
     assert (
         "ansible_host of minitwit-prod-1 is a documentation placeholder (203.0.113.10): "
         f"put the address of your VM in {tmp_path}/hosts.yml"
@@ -200,6 +220,7 @@ def test_good_settings_pass(tmp_path):
     inventory = local_inventory(tmp_path)
     variables = yaml.safe_load((PRODUCTION / "group_vars" / "all" / "vars.yml").read_text())
     variables |= {"minitwit_domain": "twit.ops-demo.net", "minitwit_acme_email": "ops@ops-demo.net"}
+    variables |= GOOD_ALERT_ADDRESSES
     write_yaml(tmp_path / "group_vars" / "all" / "vars.yml", variables)
     vault = write_yaml(tmp_path / "group_vars" / "all" / "vault.yml", good_vault())
     password = tmp_path / "vault-password"
@@ -238,6 +259,7 @@ def test_sudo_that_wants_a_password_is_explained(tmp_path):
         ansible_user="deploy",
         minitwit_domain="twit.ops-demo.net",
         minitwit_acme_email="ops@ops-demo.net",
+        **GOOD_ALERT_ADDRESSES,
         **{name.removeprefix("vault_"): value for name, value in good_vault().items()},
     )
     code, output = run_playbook("preflight.yml", inventory)

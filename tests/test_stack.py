@@ -204,14 +204,17 @@ def test_only_traefik_publishes_ports_in_host_mode(base, override):
 
 
 def test_internal_networks_and_who_joins_them(base):
-    """Database and monitoring networks are internal; only the proxy network leads out."""
+    """Database and monitoring networks are internal; only the proxy network leads out, and
+    the alerting network for Alertmanager alone (SMTP, chat and heartbeat are outside)."""
     networks = base["networks"]
     assert networks["database"].get("internal") is True
     assert networks["monitoring"].get("internal") is True
     assert not networks["proxy"].get("internal")
+    assert not networks["alerting"].get("internal")
     members = {name: set(service.get("networks") or []) for name, service in base["services"].items()}
     assert {name for name, nets in members.items() if "proxy" in nets} == {"traefik", "app", "grafana"}
-    assert {name for name, nets in members.items() if "database" in nets} == {"app", "postgres"}
+    assert {name for name, nets in members.items() if "database" in nets} == {"app", "postgres", "postgres-exporter"}
+    assert {name for name, nets in members.items() if "alerting" in nets} == {"alertmanager"}
 
 
 # --- Traefik ---------------------------------------------------------------------------
@@ -406,3 +409,24 @@ def test_dockerignore_is_an_allow_list():
     allowed = {line[1:] for line in lines if line.startswith("!")}
     assert allowed == {"requirements.txt", "service/", "docker/entrypoint.sh"}
     assert "**/*.db" in lines
+
+
+# --- Alertmanager ----------------------------------------------------------------------
+
+
+def test_alertmanager_reads_every_credential_from_a_mounted_secret(base):
+    """No password or webhook URL is written in the config: each is a *_file under
+    /run/secrets that the service mounts, so git, labels and the image never hold one."""
+    text = (STACK_DIR / "alertmanager" / "alertmanager.yml").read_text()
+    files = set(re.findall(r"_file: (/run/secrets/\S+)", text))
+    mounted = {f"/run/secrets/{secret['target']}" for secret in base["services"]["alertmanager"]["secrets"]}
+    assert files == mounted and len(files) == 3
+    inline = re.findall(r"^\s*-?\s*(api_url|url|webhook_url|smtp_auth_password|auth_password):", text, re.M)
+    assert not inline
+
+
+def test_alertmanager_and_exporters_publish_nothing(base, override):
+    """They are reached over the internal networks only."""
+    for name in ("alertmanager", "node-exporter", "postgres-exporter", "alert-sink"):
+        for document in (base, override):
+            assert not document["services"].get(name, {}).get("ports"), name

@@ -63,8 +63,13 @@ assert_replicas_serve() {
 
 # Only Traefik publishes ports (80 and 443, host mode); every other service publishes nothing.
 assert_only_traefik_publishes() {
-  local service ports
-  for service in $(docker service ls --format '{{.Name}}' --filter "label=com.docker.stack.namespace=$STACK_NAME"); do
+  local service ports services
+  services="$(docker service ls --format '{{.Name}}' --filter "label=com.docker.stack.namespace=$STACK_NAME")"
+  # Alertmanager and the exporters must be among them (and so publish nothing).
+  for service in alertmanager node-exporter postgres-exporter; do
+    grep -qx "${STACK_NAME}_$service" <<<"$services" || die "${STACK_NAME}_$service is not deployed"
+  done
+  for service in $services; do
     ports="$(docker service inspect --format \
       '{{range .Spec.EndpointSpec.Ports}}{{.PublishedPort}}/{{.PublishMode}} {{end}}' "$service" | xargs)"
     if [[ "$service" == "${STACK_NAME}_traefik" ]]; then
@@ -73,7 +78,7 @@ assert_only_traefik_publishes() {
       [[ -z "$ports" ]] || die "$service publishes $ports; only Traefik may"
     fi
   done
-  log "OK only ${STACK_NAME}_traefik publishes ports (80/host 443/host)"
+  log "OK only ${STACK_NAME}_traefik publishes ports (80/host 443/host); alertmanager and the exporters publish none"
 }
 
 # The Traefik dashboard is behind basic auth.

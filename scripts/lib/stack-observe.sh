@@ -45,6 +45,55 @@ assert_prometheus() {
   log "OK business counters moved: messages posted $before -> $after, API registrations $n"
 }
 
+# Prometheus scrapes every exporter task: node (one per node), postgres (logged in: pg_up 1)
+# and Alertmanager, and has Alertmanager as its notification target.
+assert_exporters() {
+  local job n
+  for job in node postgres alertmanager; do
+    n="$(wait_prom 120 "count(up{job=\"$job\"} == 1)" 1)" ||
+      die "Prometheus sees ${n:-0} healthy $job targets, expected at least 1"
+  done
+  n="$(wait_prom 60 'max(pg_up{job="postgres"})' 1)" ||
+    die "postgres-exporter cannot log in to PostgreSQL (pg_up ${n:-absent}): is the monitoring role there?"
+  n="$(wait_prom 60 'prometheus_notifications_alertmanagers_discovered' 1)" ||
+    die "Prometheus discovered ${n:-0} Alertmanagers, expected 1"
+  log "OK Prometheus: node, postgres (pg_up 1) and alertmanager targets up; 1 Alertmanager discovered"
+}
+
+# sink_notifications: the JSON lines the CI alert sink printed (one per notification).
+sink_notifications() {
+  local container
+  container="$(stack_container alert-sink)"
+  [[ -n "$container" ]] || die "no running alert-sink container"
+  timeout 20 docker logs "$container" 2>/dev/null | grep '^{' || true
+}
+
+# The Watchdog reaches the heartbeat receiver (the sink) within WATCHDOG_BOUND_S of
+# Alertmanager's start: Prometheus evaluates it every 15 s and resends firing alerts every
+# minute, Alertmanager's heartbeat route waits 0 s. Bound: a resend plus two evaluations.
+WATCHDOG_BOUND_S=${WATCHDOG_BOUND_S:-120}
+assert_watchdog_delivered() {
+  local started deadline arrived=""
+  started="$(docker inspect --format '{{.State.StartedAt}}' "$(stack_container alertmanager)")"
+  started="$(date -d "$started" +%s.%N)"
+  deadline=$((SECONDS + WATCHDOG_BOUND_S))
+  while ((SECONDS < deadline)); do
+    arrived="$(sink_notifications | python3 -c '
+import json, sys
+found = [json.loads(line) for line in sys.stdin]
+at = [n["at"] for n in found if n["alertname"] == "Watchdog" and n["via"] == "heartbeat"]
+print(min(at) if at else "")')"
+    [[ -n "$arrived" ]] && break
+    sleep 5
+  done
+  [[ -n "$arrived" ]] || die "no Watchdog notification at the sink within $WATCHDOG_BOUND_S s"
+  local after
+  after="$(python3 -c "print(round($arrived - $started, 1))")"
+  python3 -c "import sys; sys.exit($after > $WATCHDOG_BOUND_S)" ||
+    die "Watchdog reached the sink $after s after Alertmanager started (bound $WATCHDOG_BOUND_S s)"
+  log "OK Watchdog notification at the heartbeat sink $after s after Alertmanager started (bound $WATCHDOG_BOUND_S s)"
+}
+
 # A second run of the whole site.yml (provision + deploy) changes nothing.
 assert_idempotent() {
   run_playbook site-2 site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
@@ -84,6 +133,8 @@ stack_assert() {
   assert_dashboard_auth
   assert_body_limits
   assert_prometheus
+  assert_exporters
+  assert_watchdog_delivered
   run_project_suites
   assert_idempotent
   log "assertions took $((SECONDS - t0)) s"
