@@ -8,7 +8,7 @@ packages=(
   libnss3-tools          # certutil: Chromium trusts the stack's test CA in the HTTPS e2e run
   shellcheck             # shell lint
   prometheus             # promtool: check and unit-test the Prometheus config and rules
-  prometheus-node-exporter prometheus-postgres-exporter  # real exporters the host/PostgreSQL alerts and panels are checked against
+  prometheus-node-exporter prometheus-postgres-exporter  # their real metric names, for the rule checks
   docker.io              # the Swarm engine for the real deployment test
   mmdebstrap             # builds the Python base image without a registry
   pebble                 # Let's Encrypt's ACME test server, for real certificate issuance in CI
