@@ -6,8 +6,7 @@ real Prometheus scrapes both under the stack's job names (``node``, ``postgres``
 rules/infrastructure.yml loaded. Every ``node_*``/``pg_*`` name in any rule or dashboard
 must be exposed, every selector of the infrastructure rules and every query of the Host
 and PostgreSQL panels must return series, and a real deadlock and a real connection
-surge must trip their alerts. Statically: every infrastructure alert links its runbook section,
-and docs/observability.md's table lists every alert with its severity and receiver.
+surge must trip their alerts.
 
 CI runs Debian's node_exporter 1.5 and postgres_exporter 0.11; production runs the
 upstream images. Names are the same, label sets differ (see docs/observability.md).
@@ -47,8 +46,6 @@ from test_observability import prometheus_query
 psycopg = pytest.importorskip("psycopg")
 
 INFRASTRUCTURE_RULES = REPO_ROOT / "stack" / "prometheus" / "rules" / "infrastructure.yml"
-OBSERVABILITY_DOC = REPO_ROOT / "docs" / "observability.md"
-RUNBOOK_BASE = "https://github.com/minitwit-ops/minitwit-ops/blob/main/docs/observability.md#"
 # Upstream node_exporter's defaults for the flags where Debian's build differs, so this
 # machine exposes the series production does (docs/observability.md, "Exporters").
 NODE_EXPORTER_FLAGS = [
@@ -162,51 +159,6 @@ def alert_state(url: str, name: str) -> str | None:
     return next((a["state"] for a in alerts if a["labels"]["alertname"] == name), None)
 
 
-# --- alerts: severity, annotations, runbook and the table of every alert --------------
-
-
-def alert_rules(path) -> list[dict]:
-    """The alerting rules of one rule file."""
-    return [rule for group in load_yaml(path)["groups"] for rule in group["rules"] if "alert" in rule]
-
-
-def heading_anchors(markdown: str) -> set[str]:
-    """GitHub's anchors for the headings of a Markdown text."""
-    headings = re.findall(r"^#+ (.+)$", markdown, re.M)
-    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
-
-
-def test_infrastructure_alerts_have_severity_text_and_runbook():
-    """Each infrastructure alert is page or ticket, explains itself and links its runbook section."""
-    anchors = heading_anchors(OBSERVABILITY_DOC.read_text())
-    rules = alert_rules(INFRASTRUCTURE_RULES)
-    assert len(rules) >= 4
-    for rule in rules:
-        assert rule["labels"]["severity"] in {"page", "ticket"}, rule["alert"]
-        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
-        url = rule["annotations"]["runbook_url"]
-        assert url.startswith(RUNBOOK_BASE) and url.removeprefix(RUNBOOK_BASE) in anchors, (rule["alert"], url)
-
-
-def documented_alerts() -> dict[str, tuple[str, str]]:
-    """alert -> (severity, receiver) from the table of every alert in docs/observability.md."""
-    section = OBSERVABILITY_DOC.read_text().split("### Every alert", 1)[1].split("\n#", 1)[0]
-    return {
-        name: (severity, receiver)
-        for name, severity, receiver in re.findall(r"^\| `(\w+)` \| (\w+) \| (\w+) \|", section, re.M)
-    }
-
-
-def test_every_alert_is_in_the_alert_table():
-    """docs/observability.md lists every alert of every rule file with its severity and receiver."""
-    table = documented_alerts()
-    for path in RULE_FILES:
-        for rule in alert_rules(path):
-            severity = rule["labels"]["severity"]
-            receiver = "heartbeat" if rule["alert"] == "Watchdog" else severity
-            assert table.get(rule["alert"]) == (severity, receiver), (path.name, rule["alert"])
-
-
 # --- names: everything used exists ------------------------------------------------------
 
 
@@ -225,7 +177,8 @@ def exporter_names_used() -> dict[str, set[str]]:
 def test_rules_and_dashboards_use_the_exporters():
     """The infrastructure rules and dashboard do read exporter metrics (else the checks below prove nothing)."""
     used = exporter_names_used()
-    assert {n[:3] for n in used["infrastructure.yml"] | used["infrastructure.json"]} == {"nod", "pg_"}
+    names = used["infrastructure.yml"] | used["infrastructure.json"]
+    assert any(n.startswith("node_") for n in names) and any(n.startswith("pg_") for n in names)
 
 
 def test_every_exporter_metric_used_exists(exposed):
