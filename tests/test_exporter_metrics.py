@@ -47,7 +47,7 @@ psycopg = pytest.importorskip("psycopg")
 
 INFRASTRUCTURE_RULES = REPO_ROOT / "stack" / "prometheus" / "rules" / "infrastructure.yml"
 # Upstream node_exporter's defaults for the flags where Debian's build differs, so this
-# machine exposes the series production does (docs/observability.md, "Exporters").
+# machine exposes the series production does (docs/observability.md, "Exporters in CI and in production").
 NODE_EXPORTER_FLAGS = [
     "--no-collector.systemd",
     "--collector.textfile.directory=",
