@@ -371,8 +371,9 @@ class ThrowawayPostgres:
     (present wherever Debian's package is installed) or ``nobody``.
     """
 
-    def __init__(self, bindir: pathlib.Path):
+    def __init__(self, bindir: pathlib.Path, max_connections: int = 200):
         self.bindir = bindir
+        self.max_connections = max_connections
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="minitwit-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -406,7 +407,7 @@ class ThrowawayPostgres:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root}"
-            " -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            f" -c max_connections={self.max_connections} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
         log = str(self.root / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
