@@ -29,7 +29,7 @@ export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 # step_result <log> <scenario> <action>: ok, FAILED or "-" (not reached), from Molecule's log.
 step_result() {
   local line
-  line="$(grep -E "\[$2 > $3\] Executed: " "$1" | tail -1)" || true
+  line="$(grep -aE "\[$2 > $3\] Executed: " "$1" | tail -1)" || true
   case "$line" in
     *Successful*) echo ok ;;
     *Failed*) echo FAILED ;;
@@ -54,7 +54,7 @@ summarise() {
   if ((status != 0)); then
     FAILED=1
     log "scenario $name failed (exit $status); the end of its log:"
-    grep -E -B2 -A14 '^(fatal|failed):|CRITICAL' "$log" | tail -60 >&2 || true
+    grep -aE -B2 -A14 '^(fatal|failed):|CRITICAL' "$log" | tail -60 >&2 || true
   fi
 }
 
@@ -65,7 +65,7 @@ print_summary() {
   printf '%s\n' "${SUMMARY[@]}"
   printf '\nOpen TCP ports found from outside (nmap, every port):\n'
   for scenario in "$@"; do
-    grep -ho 'open-ports [^"]*' "$LOG_DIR/$scenario.log" | sed "s/^open-ports /  $scenario: /" | sort -u ||
+    grep -aho 'open-ports [^"]*' "$LOG_DIR/$scenario.log" | sed "s/^open-ports /  $scenario: /" | sort -u ||
       echo "  $scenario: no scan reached"
   done
 }
