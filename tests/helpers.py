@@ -567,6 +567,16 @@ def unavailable(reason: str):
     pytest.skip(f"SKIPPED: {reason}")
 
 
+def prometheus_command(directory: pathlib.Path, port: int) -> list[str]:
+    """The command line of the real Prometheus serving ``directory``/prometheus.yml on 127.0.0.1:``port``."""
+    return [
+        find_tool("prometheus", "PROMETHEUS_BIN"),
+        f"--config.file={directory}/prometheus.yml",
+        f"--storage.tsdb.path={directory}/data",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+
+
 def find_tool(name: str, env: str | None = None) -> str:
     """Path of a program from ``env``, the virtualenv or PATH, or skip/fail without it."""
     path = (env and os.environ.get(env)) or shutil.which(name, path=VENV_BIN) or shutil.which(name)

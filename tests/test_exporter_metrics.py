@@ -27,6 +27,7 @@ from helpers import find_tool
 from helpers import free_port
 from helpers import http_get
 from helpers import postgres_bindir
+from helpers import prometheus_command
 from helpers import running
 from helpers import unavailable
 from helpers import wait_until
@@ -122,7 +123,6 @@ def exposed(node_exporter, postgres_exporter):
 def prometheus(node_exporter, postgres_exporter, tmp_path_factory):
     """Real Prometheus scraping both exporters every second, infrastructure rules loaded
     and evaluated every second."""
-    binary = find_tool("prometheus", "PROMETHEUS_BIN")
     tmp = tmp_path_factory.mktemp("exporters-prometheus")
     port = free_port()
     config = {
@@ -134,13 +134,7 @@ def prometheus(node_exporter, postgres_exporter, tmp_path_factory):
         ],
     }
     (tmp / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-    args = [
-        binary,
-        f"--config.file={tmp}/prometheus.yml",
-        f"--storage.tsdb.path={tmp}/data",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with running(args, tmp / "prometheus.log"):
+    with running(prometheus_command(tmp, port), tmp / "prometheus.log"):
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: series(url, "pg_up") and series(url, "node_load1"), "both exporters scraped")
         yield url

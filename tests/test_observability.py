@@ -28,6 +28,7 @@ from helpers import api_register
 from helpers import find_tool
 from helpers import free_port
 from helpers import http_get
+from helpers import prometheus_command
 from helpers import run_checked
 from helpers import running
 from helpers import unavailable
@@ -252,7 +253,6 @@ def prometheus(app_server, traefik_server, exporters, tmp_path_factory):
     The DNS service discovery of prometheus.yml cannot resolve Swarm names here, so each
     job keeps its name but gets the loopback address of the real program instead.
     """
-    binary = find_tool("prometheus", "PROMETHEUS_BIN")
     tmp = tmp_path_factory.mktemp("obs-prometheus")
     port = free_port()
     local = {
@@ -274,13 +274,7 @@ def prometheus(app_server, traefik_server, exporters, tmp_path_factory):
         job.pop("dns_sd_configs", None)
         job["static_configs"] = [{"targets": [f"127.0.0.1:{local[job['job_name']]}"]}]
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    args = [
-        binary,
-        f"--config.file={tmp}/prometheus.yml",
-        f"--storage.tsdb.path={tmp}/data",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with running(args, tmp / "prometheus.log"):
+    with running(prometheus_command(tmp, port), tmp / "prometheus.log"):
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: all_targets_up(url), "every scrape target up", log=tmp / "prometheus.log")
         wait_until(lambda: all_rules_evaluated(url), "every rule evaluated", log=tmp / "prometheus.log")
