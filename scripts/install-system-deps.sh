@@ -9,7 +9,8 @@ packages=(
   shellcheck             # shell lint
   prometheus             # promtool: check and unit-test the Prometheus config and rules
   docker.io              # the Swarm engine for the real deployment test
-  mmdebstrap             # builds the Python base image without a registry
+  mmdebstrap             # builds the Python base and test host images without a registry
+  openssh-client         # scripts/provision-test.sh logs in to the test hosts from outside
   pebble                 # Let's Encrypt's ACME test server, for real certificate issuance in CI
   openssl apache2-utils  # throwaway CA for Pebble; htpasswd for the Traefik dashboard secret
   jq                     # scripts/apply-rulesets.sh reads the GitHub API's JSON
