@@ -18,6 +18,8 @@ source "$REPO_ROOT/scripts/lib/testhost.sh"
 cd "$REPO_ROOT"
 
 SCENARIOS=(base docker swarm)
+# The small image the docker and swarm scenarios ship into nodes (ansible/molecule/shared/vars.yml).
+PROBE_IMAGE=local/python:3.11-slim
 LOG_DIR="$REPO_ROOT/artifacts/provision-test"
 SUMMARY=()
 FAILED=0
@@ -27,7 +29,7 @@ export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 # step_result <log> <scenario> <action>: ok, FAILED or "-" (not reached), from Molecule's log.
 step_result() {
   local line
-  line="$(grep -E "\[$2 > $3\] Executed: " "$1" | tail -1)" || true
+  line="$(grep -aE "\[$2 > $3\] Executed: " "$1" | tail -1)" || true
   case "$line" in
     *Successful*) echo ok ;;
     *Failed*) echo FAILED ;;
@@ -45,19 +47,27 @@ run_scenario() {
 # summarise <name>: one summary row from the scenario's log; explain a failure.
 summarise() {
   local name="$1" log="$LOG_DIR/$1.log" status seconds
-  read -r status seconds <"$LOG_DIR/$name.result"
+  # No result file: the scenario was killed (e.g. by timeout's parent) before it could write one.
+  read -r status seconds <"$LOG_DIR/$name.result" 2>/dev/null || { status=1 seconds="?"; }
   SUMMARY+=("$(printf '%-10s %-9s %-12s %-7s %4ss' "$name" "$(step_result "$log" "$name" converge)" \
     "$(step_result "$log" "$name" idempotence)" "$(step_result "$log" "$name" verify)" "$seconds")")
   if ((status != 0)); then
     FAILED=1
     log "scenario $name failed (exit $status); the end of its log:"
-    grep -E -B2 -A14 '^(fatal|failed):|CRITICAL' "$log" | tail -60 >&2 || true
+    grep -aE -B2 -A14 '^(fatal|failed):|CRITICAL' "$log" | tail -60 >&2 || true
   fi
 }
 
+# print_summary <scenario>...: the table, then the open ports each scan found.
 print_summary() {
+  local scenario
   printf '\n%-10s %-9s %-12s %-7s %5s\n' scenario converge idempotence verify time
   printf '%s\n' "${SUMMARY[@]}"
+  printf '\nOpen TCP ports found from outside (nmap, every port):\n'
+  for scenario in "$@"; do
+    grep -aho 'open-ports [^"]*' "$LOG_DIR/$scenario.log" | sed "s/^open-ports /  $scenario: /" | sort -u ||
+      echo "  $scenario: no scan reached"
+  done
 }
 
 main() {
@@ -67,6 +77,10 @@ main() {
   mkdir -p "$LOG_DIR"
   ensure_engine
   testhost_build_image
+  scanner_build_image
+  # On a fresh machine, build the stack's images now; stack-test.sh reuses them.
+  docker image inspect "$PROBE_IMAGE" >/dev/null 2>&1 || scripts/build-images.sh >&2
+  testhost_ensure_network
   local scenario
   # The scenarios use separate nodes and addresses; in parallel, package downloads overlap.
   for scenario in "${scenarios[@]}"; do
@@ -78,7 +92,8 @@ main() {
   for scenario in "${scenarios[@]}"; do
     summarise "$scenario"
   done
-  print_summary
+  print_summary "${scenarios[@]}"
+  testhost_remove_network  # Molecule removed the nodes; a network still in use stays
   ((FAILED == 0)) || die "provision-test: a scenario failed (logs in $LOG_DIR)"
   log "provision-test: every scenario passed"
 }

@@ -115,18 +115,6 @@ lab_deploy_args() {
   printf '%s\n' -e "minitwit_image=$MINITWIT_IMAGE" -e "minitwit_image_archive=$LAB_STATE_DIR/images.tar"
 }
 
-# Until deploy.yml can load an image archive itself (roles/minitwit/tasks/images.yml, issue #14),
-# load it into every node's engine here, in parallel.
-lab_load_images() {
-  [[ -f ansible/roles/minitwit/tasks/images.yml ]] && return
-  local i pids=()
-  for ((i = 1; i <= LAB_NODES; i++)); do
-    docker exec -i "$(lab_node "$i")" docker load --quiet <"$LAB_STATE_DIR/images.tar" >/dev/null &
-    pids+=($!)
-  done
-  for i in "${pids[@]}"; do wait "$i" || die "loading the image archive into a node failed"; done
-}
-
 # Start the nodes, provision them, deploy the stack.
 lab_up() {
   local i args t0=$SECONDS
@@ -147,7 +135,6 @@ lab_up() {
   lab_playbook provision-1 provision.yml
   LAB_FIGURES["provision_s"]=$((SECONDS - t0))
   t0=$SECONDS
-  lab_load_images
   mapfile -t args < <(lab_deploy_args)
   lab_playbook deploy-1 deploy.yml "${args[@]}"
   LAB_FIGURES["deploy_s"]=$((SECONDS - t0))

@@ -7,6 +7,8 @@
 # Names are overridable so a shared machine can run several labs side by side.
 TESTHOST_IMAGE="${MINITWIT_TESTHOST_IMAGE:-local/minitwit-testhost:bookworm}"
 TESTHOST_ROOTFS="local/rootfs-testhost:bookworm"
+# The outside-in scanner: Debian's nmap in a minbase image.
+SCANNER_IMAGE="${MINITWIT_SCANNER_IMAGE:-local/minitwit-scanner:bookworm}"
 LAB_NETWORK="${MINITWIT_LAB_NETWORK:-minitwit-lab}"
 # Not in Docker's default address pools (172.17-31.x, 192.168.x), so no clash with bridges.
 LAB_SUBNET="${MINITWIT_LAB_SUBNET:-10.77.0.0/24}"
@@ -27,11 +29,22 @@ testhost_build_image() {
   log "built $TESTHOST_IMAGE"
 }
 
+# scanner_build_image: build the scanner image unless it exists.
+scanner_build_image() {
+  if [[ "${REBUILD_ROOTFS:-0}" != 1 ]] && docker image inspect "$SCANNER_IMAGE" >/dev/null 2>&1; then
+    log "reusing $SCANNER_IMAGE"
+    return
+  fi
+  docker/ci/rootfs.sh bookworm "$SCANNER_IMAGE" nmap >&2
+}
+
 # testhost_ensure_network: the lab bridge with a fixed subnet, so nodes have known addresses.
 testhost_ensure_network() {
   docker network inspect "$LAB_NETWORK" >/dev/null 2>&1 && return
+  # Parallel scenarios may race to create it: losing the race is fine.
   docker network create --driver bridge --subnet "$LAB_SUBNET" \
-    --label minitwit.lab=true "$LAB_NETWORK" >/dev/null
+    --label minitwit.lab=true "$LAB_NETWORK" >/dev/null 2>&1 ||
+    docker network inspect "$LAB_NETWORK" >/dev/null
 }
 
 # testhost_address <last octet>: an address in the lab subnet.
