@@ -15,7 +15,9 @@ from pathlib import Path
 
 from drills import report
 from drills import stack as docker
+from drills.client import LOOPBACK
 from drills.client import Target
+from drills.nodeloss import node_loss
 from drills.restore import backup_restore
 from drills.runner import Context
 from drills.runner import run_drill
@@ -32,6 +34,8 @@ DRILLS = {
     3: ("database restart", database_restart),
     4: ("bad release", bad_release),
     5: ("backup and restore", backup_restore),
+    # Only in the multi-node lab (scripts/lab.sh test), not in the default selection.
+    6: ("node loss", node_loss),
 }
 
 
@@ -60,6 +64,7 @@ def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
     """Build the drill context from the stack environment file and the options."""
     target = Target(
         host=env.get("MINITWIT_DOMAIN", "minitwit.test"),
+        address=env.get("MINITWIT_ADDRESS", LOOPBACK),
         cafile=_ca_file(env),
         api_prefix=env.get("API_PREFIX", "/api"),
         timeout=args.timeout,
@@ -71,7 +76,15 @@ def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
         image_var=env.get("MINITWIT_IMAGE_VAR", docker.Stack.image_var),
         extra_vars=extra,
     )
-    return Context(target, stack, rate=args.rate, workers=args.workers)
+    if env.get("MINITWIT_DOCKER"):
+        docker.DOCKER[:] = shlex.split(env["MINITWIT_DOCKER"])
+    return Context(
+        target,
+        stack,
+        rate=args.rate,
+        workers=args.workers,
+        node_prefix=env.get("MINITWIT_LAB_NODE_PREFIX", ""),
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -26,6 +26,8 @@ class Target:
 
     host: str = "minitwit.test"
     port: int = 443
+    # Where TCP goes: loopback, or the multi-node lab's first manager (a test host's address).
+    address: str = LOOPBACK
     cafile: str | None = None
     api_prefix: str = "/api"
     simulator_auth: str = "simulator:super_safe!"
@@ -60,13 +62,14 @@ class _LoopbackHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS connection to 127.0.0.1 that verifies the certificate for ``host``."""
 
     def __init__(self, target: Target, context: ssl.SSLContext):
-        super().__init__(LOOPBACK, target.port, timeout=target.timeout, context=context)
+        super().__init__(target.address, target.port, timeout=target.timeout, context=context)
         self._server_name = target.host
+        self._address = target.address
         self._tls_context = context
 
     def connect(self):
-        """Open TCP to loopback, then TLS with SNI set to the public host name."""
-        sock = socket.create_connection((LOOPBACK, self.port), self.timeout)
+        """Open TCP to the target address, then TLS with SNI set to the public host name."""
+        sock = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._tls_context.wrap_socket(sock, server_hostname=self._server_name)
 
 
@@ -77,7 +80,7 @@ def tls_context(cafile: str | None) -> ssl.SSLContext:
 
 def _open(target: Target, context: ssl.SSLContext | None) -> http.client.HTTPConnection:
     if target.scheme == "http":
-        return http.client.HTTPConnection(LOOPBACK, target.port, timeout=target.timeout)
+        return http.client.HTTPConnection(target.address, target.port, timeout=target.timeout)
     return _LoopbackHTTPSConnection(target, context or tls_context(target.cafile))
 
 

@@ -38,6 +38,8 @@ class Context:
     warmup: float = 6.0
     tail: float = 8.0
     max_seconds: float = 420.0
+    # Multi-node lab only: container name of node N is node_prefix + N (scripts/lab.sh).
+    node_prefix: str = ""
 
 
 @dataclass
@@ -77,7 +79,11 @@ def probe(target: Target, path: str) -> int | None:
 def ready(ctx: Context) -> bool:
     """The app answers ``/ready`` 200 and exactly 3 app containers run, all healthy."""
     app = ctx.stack.service("app")
-    return probe(ctx.target, "/ready") == 200 and docker.healthy_containers(app) == REPLICAS
+    if probe(ctx.target, "/ready") != 200:
+        return False
+    if ctx.node_prefix:  # replicas on other nodes: ask Swarm (Running = started and healthy)
+        return docker.running_tasks(app) == REPLICAS
+    return docker.healthy_containers(app) == REPLICAS
 
 
 def run_drill(number: int, name: str, ctx: Context, body: Callable[[Context, DrillResult], None]) -> DrillResult:

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 LOG: list[dict] = []
+# The docker CLI that sees the swarm: plain `docker` here, the lab's first manager's through
+# `docker exec` in the multi-node lab (MINITWIT_DOCKER in its environment file).
+DOCKER: list[str] = ["docker"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,15 @@ def run(
     timeout: float = 120,
     check: bool = False,
     env: dict | None = None,
+    host: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run a command with a timeout; log it; raise only if ``check`` and it failed."""
+    """Run a command with a timeout; log it; raise only if ``check`` and it failed.
+
+    ``docker ...`` goes to the swarm's CLI (``DOCKER``) unless ``host`` asks for this machine's
+    own engine (the lab's nodes are containers on it).
+    """
+    if cmd[0] == "docker" and not host:
+        cmd = [*DOCKER, *cmd[1:]]
     started = time.monotonic()
     try:
         proc = subprocess.run(

@@ -272,3 +272,52 @@ def test_envelope_figures_are_the_results_figures(served):
     assert result.figures["recovery_s"] == 1.0
     assert result.figures["all"]["failed"] == 0 and result.figures["writes"]["lost"] == 0
     assert set(result.figures["marks"]) == {"action_start", "action_end", "load_end"}
+
+
+# --- the multi-node lab's hooks (scripts/lab.sh test, drill 6) ---
+
+
+def test_the_client_connects_to_the_targets_address_not_always_loopback(app):
+    server = make_server("127.0.0.2", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from drills.client import send
+
+        there = Target(host="localhost", address="127.0.0.2", port=server.server_port, scheme="http")
+        assert send(there, "GET", "/health").status == 200
+        loopback = Target(host="localhost", port=server.server_port, scheme="http", timeout=2)
+        assert send(loopback, "GET", "/health").status is None  # nothing listens on 127.0.0.1
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_docker_commands_go_to_the_swarms_cli_unless_meant_for_this_host(monkeypatch):
+    from drills import stack
+
+    monkeypatch.setattr(stack, "DOCKER", ["echo", "exec", "node1", "docker"])
+    assert stack.run(["docker", "node", "ls"]).stdout == "exec node1 docker node ls\n"
+    assert stack.LOG[-1]["cmd"] == ["echo", "exec", "node1", "docker", "node", "ls"]
+    proc = stack.run(["docker", "--definitely-not-an-option"], host=True)
+    assert stack.LOG[-1]["cmd"][0] == "docker" and "exec node1" not in proc.stdout
+
+
+def test_the_lab_environment_file_points_the_drills_at_the_lab(tmp_path, monkeypatch):
+    import argparse
+
+    from drills import stack
+    from drills.__main__ import context_from
+
+    monkeypatch.setattr(stack, "DOCKER", ["docker"])
+    env = tmp_path / "env"
+    env.write_text(
+        "MINITWIT_DOMAIN=minitwit-lab.test\nMINITWIT_ADDRESS=10.78.0.11\n"
+        'MINITWIT_DOCKER="docker exec minitwit-lab17-node1 docker"\n'
+        "MINITWIT_LAB_NODE_PREFIX=minitwit-lab17-node\n"
+    )
+    args = argparse.Namespace(timeout=5.0, rate=16.0, workers=4)
+    ctx = context_from(read_env(env), args)
+    assert (ctx.target.host, ctx.target.address) == ("minitwit-lab.test", "10.78.0.11")
+    assert ctx.node_prefix == "minitwit-lab17-node"
+    assert stack.DOCKER == ["docker", "exec", "minitwit-lab17-node1", "docker"]

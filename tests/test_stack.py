@@ -362,6 +362,15 @@ def test_postgres_is_pinned_to_a_labelled_node(base):
     assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
 
 
+def test_services_with_local_volumes_share_the_stateful_node_and_replicas_spread(base):
+    """On several nodes, Traefik's ACME and Prometheus's TSDB volumes stay with PostgreSQL's
+    node (the one DNS points at), and the app replicas go one per node (docs/deployment.md)."""
+    pinned = {c for c in base["services"]["postgres"]["deploy"]["placement"]["constraints"] if "labels" in c}
+    for name in ("traefik", "prometheus"):
+        assert pinned <= set(base["services"][name]["deploy"]["placement"]["constraints"]), name
+    assert {"spread": "node.id"} in base["services"]["app"]["deploy"]["placement"]["preferences"]
+
+
 # --- the CI override --------------------------------------------------------------------
 
 

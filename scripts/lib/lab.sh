@@ -1,0 +1,179 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # LAB_FIGURES and LAB_CHECKS are read by scripts/lab.sh
+# The multi-node lab (scripts/lab.sh): test hosts on their own network, an inventory for them,
+# the operator's real provision.yml and deploy.yml. Sourced; needs lib/common.sh.
+
+# Distinct from scripts/provision-test.sh's lab (minitwit-lab, 10.77.0.0/24): both can run in one job.
+export MINITWIT_LAB_NETWORK="${MINITWIT_LAB_NETWORK:-minitwit-lab17}"
+export MINITWIT_LAB_SUBNET="${MINITWIT_LAB_SUBNET:-10.78.0.0/24}"
+export MINITWIT_LAB_PREFIX="${MINITWIT_LAB_PREFIX:-minitwit-lab17-}"
+# shellcheck source=scripts/lib/testhost.sh
+source "$REPO_ROOT/scripts/lib/testhost.sh"
+
+LAB_NODES="${LAB_NODES:-3}"
+LAB_STATE_DIR=/tmp/minitwit-lab17  # minitwit_ci_state_dir in the lab inventory
+LAB_INVENTORY=ansible/inventories/lab/hosts.yml
+LAB_DOMAIN=minitwit-lab.test
+LAB_HOSTS_MARKER="# minitwit-lab17"
+LAB_STACK=minitwit
+LAB_ARTIFACTS="$REPO_ROOT/artifacts/lab"
+# Figures and passed checks for artifacts/lab/lab.{json,md} (scripts/lab.sh writes them).
+declare -A LAB_FIGURES=()
+LAB_CHECKS=()
+# The images the lab's stack runs (Grafana, Loki and Alloy are at 0 replicas in stack/ci.yml).
+LAB_INFRA_IMAGES="local/traefik:3.7.15 local/postgres:15 local/prometheus:2.53 local/pebble:2.4"
+export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
+export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+# lab_node <n>: container name of node n; lab_node_address <n>: its address (.11, .12, ...).
+lab_node() { printf '%snode%s\n' "$MINITWIT_LAB_PREFIX" "$1"; }
+lab_node_address() { testhost_address "$((10 + $1))"; }
+
+# lab_docker <args>: the docker CLI of the first manager (the swarm's control plane).
+lab_docker() { docker exec "$(lab_node 1)" docker "$@"; }
+
+# What cloud-init gives a fresh VM: an operator account (deploy) with our key and sudo.
+lab_prepare_node() {
+  local node="$1"
+  docker exec -i "$node" sh -ec '
+    # "*": no password, yet not locked ("!"), which sshd would refuse even with a key.
+    id deploy >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --groups sudo --password "*" deploy
+    install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh
+    cat >/home/deploy/.ssh/authorized_keys
+    chown deploy:deploy /home/deploy/.ssh/authorized_keys
+    echo "deploy ALL=(ALL) NOPASSWD:ALL" >/etc/sudoers.d/deploy && chmod 0440 /etc/sudoers.d/deploy
+  ' <"$LAB_STATE_DIR/deploy_ed25519.pub"
+  # Debian 12's docker.io CLI (20.10) has no `stack deploy --detach=false`, which deploy.yml
+  # waits with; Docker's own packages (the production path) have it. Give the nodes the CLI
+  # this machine uses, as CI does for itself (docs/deployment.md, "Adding nodes").
+  docker cp -L /usr/local/bin/docker "$node:/usr/local/bin/docker"
+}
+
+# Write the inventory exactly as an operator would: the first manager initialises the swarm,
+# every other host joins by being listed. Three managers (see docs/deployment.md, "Adding nodes").
+lab_write_inventory() {
+  local i
+  {
+    printf -- '---\n# Written by scripts/lab.sh up: %s test hosts on %s.\n' "$LAB_NODES" "$LAB_SUBNET"
+    printf 'all:\n  vars:\n    ansible_user: deploy\n'
+    printf '    ansible_ssh_private_key_file: %s/deploy_ed25519\n' "$LAB_STATE_DIR"
+    printf '    ansible_ssh_common_args: "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=accept-new"\n' \
+      "$LAB_STATE_DIR"
+    printf '  children:\n    swarm_managers:\n      hosts:\n'
+    for ((i = 1; i <= LAB_NODES; i++)); do
+      printf '        node%s:\n          ansible_host: %s\n' "$i" "$(lab_node_address "$i")"
+    done
+    printf '    swarm_workers:\n      hosts: {}\n'
+  } >"$LAB_INVENTORY"
+}
+
+# Throwaway inputs (outside git): SSH key, Pebble's TLS material, the dashboard's htpasswd line.
+lab_prepare_state() {
+  mkdir -p "$LAB_STATE_DIR/secrets" "$LAB_STATE_DIR/logs" "$LAB_ARTIFACTS"
+  chmod 0700 "$LAB_STATE_DIR" "$LAB_STATE_DIR/secrets"
+  [[ -f "$LAB_STATE_DIR/deploy_ed25519" ]] ||
+    ssh-keygen -q -t ed25519 -N "" -C minitwit-lab -f "$LAB_STATE_DIR/deploy_ed25519"
+  [[ -f "$LAB_STATE_DIR/pebble/ca.pem" ]] || docker/ci/pebble/make-certs.sh "$LAB_STATE_DIR/pebble" >/dev/null
+  if [[ ! -f "$LAB_STATE_DIR/secrets/traefik_dashboard_users" ]]; then
+    printf 'admin:%s\n' "$(openssl passwd -apr1 "$(openssl rand -hex 16)")" \
+      >"$LAB_STATE_DIR/secrets/traefik_dashboard_users"
+  fi
+  # Users reach the site at the first manager's address (DNS would point there).
+  grep -qF "$LAB_HOSTS_MARKER" /etc/hosts ||
+    printf '%s %s %s\n' "$(lab_node_address 1)" "$LAB_DOMAIN" "$LAB_HOSTS_MARKER" >>/etc/hosts
+}
+
+# Build the images, and save those the stack runs into one archive for deploy.yml.
+lab_build_images() {
+  local output
+  output="$(scripts/build-images.sh)" || die "scripts/build-images.sh failed"
+  MINITWIT_IMAGE="$(printf '%s\n' "$output" | sed -n 's/^MINITWIT_IMAGE=//p' | tail -1)"
+  [[ -n "$MINITWIT_IMAGE" ]] || die "scripts/build-images.sh printed no MINITWIT_IMAGE"
+  export MINITWIT_IMAGE
+  LAB_ARCHIVE="$LAB_STATE_DIR/images.tar"
+  # shellcheck disable=SC2086  # a list of image names
+  docker save --output "$LAB_ARCHIVE" "$MINITWIT_IMAGE" $LAB_INFRA_IMAGES
+  log "image archive: $(du -h "$LAB_ARCHIVE" | cut -f1) ($MINITWIT_IMAGE $LAB_INFRA_IMAGES)"
+}
+
+# lab_playbook <log name> <playbook> [args]: the real playbook on the lab inventory.
+lab_playbook() {
+  local name="$1" playbook="$2" status=0
+  shift 2
+  log "ansible-playbook $playbook $* (log: $LAB_STATE_DIR/logs/$name.log)"
+  timeout 1500 ansible-playbook -i "$LAB_INVENTORY" "ansible/playbooks/$playbook" "$@" \
+    >"$LAB_STATE_DIR/logs/$name.log" 2>&1 || status=$?
+  sed -n '/PLAY RECAP/,$p' "$LAB_STATE_DIR/logs/$name.log" >&2
+  if ((status != 0)); then
+    grep -E -A12 '^(fatal|failed):' "$LAB_STATE_DIR/logs/$name.log" | tail -60 >&2 || true
+  fi
+  return "$status"
+}
+
+# The deploy arguments: the release and, with no registry, the archive deploy.yml loads on every node.
+lab_deploy_args() {
+  printf '%s\n' -e "minitwit_image=$MINITWIT_IMAGE" -e "minitwit_image_archive=$LAB_STATE_DIR/images.tar"
+}
+
+# Start the nodes, provision them, deploy the stack.
+lab_up() {
+  local i args t0=$SECONDS
+  lab_prepare_state
+  testhost_build_image
+  lab_build_images
+  log "images ready in $((SECONDS - t0)) s"
+  t0=$SECONDS
+  for ((i = 1; i <= LAB_NODES; i++)); do
+    testhost_start "$(lab_node "$i")" "$(lab_node_address "$i")"
+    lab_prepare_node "$(lab_node "$i")"
+  done
+  docker exec "$(lab_node 1)" mkdir -p /opt/minitwit-pebble
+  docker cp "$LAB_STATE_DIR/pebble/." "$(lab_node 1):/opt/minitwit-pebble/"
+  lab_write_inventory
+  log "$LAB_NODES test hosts booted in $((SECONDS - t0)) s"
+  t0=$SECONDS
+  lab_playbook provision-1 provision.yml
+  LAB_FIGURES["provision_s"]=$((SECONDS - t0))
+  t0=$SECONDS
+  mapfile -t args < <(lab_deploy_args)
+  lab_playbook deploy-1 deploy.yml "${args[@]}"
+  LAB_FIGURES["deploy_s"]=$((SECONDS - t0))
+  lab_write_env
+}
+
+# The values the drills need to use the lab's stack (drills/__main__.py reads them).
+lab_write_env() {
+  cat >"$LAB_STATE_DIR/env" <<ENV
+# Written by scripts/lab.sh up; removed by scripts/lab.sh down.
+MINITWIT_STACK=$LAB_STACK
+MINITWIT_DOMAIN=$LAB_DOMAIN
+MINITWIT_ADDRESS=$(lab_node_address 1)
+MINITWIT_CA_FILE=$LAB_STATE_DIR/acme-root.pem
+MINITWIT_IMAGE=$MINITWIT_IMAGE
+MINITWIT_INVENTORY=$LAB_INVENTORY
+MINITWIT_LAB_NODES=$LAB_NODES
+MINITWIT_LAB_MANAGER=$(lab_node 1)
+MINITWIT_LAB_NODE_PREFIX=${MINITWIT_LAB_PREFIX}node
+MINITWIT_DOCKER="docker exec $(lab_node 1) docker"
+ENV
+}
+
+# Remove every node, the lab network, the hosts line and the run state.
+lab_down() {
+  local name
+  for name in $(docker ps -a --format '{{.Names}}' --filter "name=^${MINITWIT_LAB_PREFIX}node"); do
+    testhost_remove "$name"
+  done
+  testhost_remove_network
+  sed -i "/$LAB_HOSTS_MARKER\$/d" /etc/hosts
+  rm -rf "${LAB_STATE_DIR:?}" "${REPO_ROOT:?}/$LAB_INVENTORY"
+  log "lab removed"
+}
+
+# Nodes and where the stack's tasks run, as the first manager sees them.
+lab_status() {
+  docker ps --filter "name=^${MINITWIT_LAB_PREFIX}node" --format '{{.Names}}\t{{.Status}}'
+  lab_docker node ls 2>/dev/null || log "no swarm answers on $(lab_node 1)"
+  lab_docker stack ps "$LAB_STACK" --filter desired-state=running \
+    --format '{{.Name}}\t{{.Node}}\t{{.CurrentState}}' 2>/dev/null || true
+}
