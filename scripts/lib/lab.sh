@@ -20,8 +20,9 @@ LAB_ARTIFACTS="$REPO_ROOT/artifacts/lab"
 # Figures and passed checks for artifacts/lab/lab.{json,md} (scripts/lab.sh writes them).
 declare -A LAB_FIGURES=()
 LAB_CHECKS=()
-# The images the lab's stack runs (Grafana, Loki and Alloy are at 0 replicas in stack/ci.yml).
-LAB_INFRA_IMAGES="local/traefik:3.7.15 local/postgres:15 local/prometheus:2.53 local/pebble:2.4"
+# The images the lab's stack runs: every local image of the CI override (Grafana, Loki and Alloy
+# are at 0 replicas there), so a service added to stack/ci.yml reaches the nodes too.
+LAB_INFRA_IMAGES="$(awk '$1 == "image:" && $2 ~ /^local\// {print $2}' "$REPO_ROOT/stack/ci.yml" | sort -u | tr '\n' ' ')"
 export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
