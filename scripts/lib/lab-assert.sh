@@ -111,10 +111,34 @@ assert_idempotent() {
   lab_ok "second provision.yml and deploy.yml: changed=0 on every node"
 }
 
+# Outside-in, with the whole stack running: nmap scans every TCP port of each node from another
+# address on the lab network (only the lab nodes' addresses). Node 1, which runs Traefik, shows
+# exactly 22, 80 and 443; the others only 22. So Prometheus, Grafana, Loki, Alloy, Alertmanager,
+# the exporters, PostgreSQL, Traefik's dashboard and metrics and the app's metrics port are not
+# reachable, and neither are Swarm's ports from outside the swarm.
+assert_scanned_from_outside() {
+  local n address open expected
+  scanner_build_image
+  for ((n = 1; n <= LAB_NODES; n++)); do
+    address="$(lab_node_address "$n")"
+    expected=22
+    ((n == 1)) && expected=22,80,443
+    open="$(docker run --rm --network "$MINITWIT_LAB_NETWORK" "$SCANNER_IMAGE" \
+      nmap -Pn -n -sS -p- -T4 --max-retries 1 --min-rate 2000 -oG - "$address" |
+      grep -oE '[0-9]+/open/tcp' | cut -d/ -f1 | sort -n | paste -sd, -)"
+    log "open TCP ports of $(lab_node "$n") ($address), scanned from the lab network: ${open:-none}"
+    [[ "$open" == "$expected" ]] ||
+      die "$(lab_node "$n") ($address) has open TCP ports ${open:-none}; expected exactly $expected"
+    LAB_FIGURES["open_tcp_ports_node$n"]="${open// /}"
+  done
+  lab_ok "nmap from the lab network: node 1 (Traefik) has exactly 22, 80, 443 open, the others only 22"
+}
+
 lab_assert() {
   assert_nodes_ready
   assert_placement
   assert_routes_across_nodes
   assert_prometheus_targets
+  assert_scanned_from_outside
   assert_idempotent
 }
