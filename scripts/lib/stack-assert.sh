@@ -121,9 +121,11 @@ assert_body_limits() {
     --data-binary @- -w ' %{http_code}' "$url")" || die "a 5 MB POST through Traefik failed: $answer"
   [[ "$answer" == '{"error_msg":"The request body is too large.","status":413}'*' 413' ]] ||
     die "a 5 MB POST through Traefik answered: ${answer:0:200}"
+  # Traefik answers 413 once it has read 10 MiB and closes, so curl may still be sending and exit
+  # with a broken pipe after reading the answer: the status it read is what counts here.
   answer="$(head -c 11000000 /dev/zero | https_curl -u "$auth" -H 'Content-Type: application/json' \
-    --data-binary @- -o /dev/null -w '%{http_code}' "$url")" || die "an 11 MB POST through Traefik failed: $answer"
-  [[ "$answer" == 413 ]] || die "an 11 MB POST through Traefik answered $answer, not Traefik's 413"
+    --data-binary @- -o /dev/null -w '%{http_code}' "$url")" || true
+  [[ "$answer" == 413 ]] || die "an 11 MB POST through Traefik answered ${answer:-nothing}, not Traefik's 413"
   log "body limits: 5 MB -> the app's 413 JSON, 11 MB -> Traefik's 413"
 }
 
