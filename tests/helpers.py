@@ -567,6 +567,17 @@ def unavailable(reason: str):
     pytest.skip(f"SKIPPED: {reason}")
 
 
+def traefik_file_command(traefik: str, directory: pathlib.Path, port: int) -> list[str]:
+    """The command line of the real Traefik on 127.0.0.1:``port`` with ``directory``/dynamic.yml."""
+    return [
+        traefik,
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+        f"--entryPoints.web.address=127.0.0.1:{port}",
+        f"--providers.file.filename={directory}/dynamic.yml",
+    ]
+
+
 def prometheus_command(directory: pathlib.Path, port: int) -> list[str]:
     """The command line of the real Prometheus serving ``directory``/prometheus.yml on 127.0.0.1:``port``."""
     return [

@@ -18,6 +18,7 @@ from helpers import free_port
 from helpers import gunicorn_server
 from helpers import run_flask
 from helpers import running
+from helpers import traefik_file_command
 from helpers import wait_until
 from test_traefik_retry import STACK_MIDDLEWARES
 
@@ -52,13 +53,7 @@ def traefik(tmp_path_factory):
         }
         (root / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
         port = free_port()
-        args = [
-            traefik_bin,
-            "--global.checkNewVersion=false",
-            "--global.sendAnonymousUsage=false",
-            f"--entryPoints.web.address=127.0.0.1:{port}",
-            f"--providers.file.filename={root}/dynamic.yml",
-        ]
+        args = traefik_file_command(traefik_bin, root, port)
         with running(args, root / "traefik.log"):
             base = f"http://127.0.0.1:{port}"
             wait_until(

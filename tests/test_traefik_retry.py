@@ -26,6 +26,7 @@ from helpers import REPO_ROOT
 from helpers import find_tool
 from helpers import free_port
 from helpers import running
+from helpers import traefik_file_command
 from helpers import wait_until
 
 MIDDLEWARES = REPO_ROOT / "traefik" / "dynamic" / "middlewares.yml"
@@ -162,13 +163,7 @@ def traefik(tmp_path):
     }
     (tmp_path / "dynamic.yml").write_text(yaml.safe_dump(dynamic))
     port = free_port()
-    args = [
-        traefik_bin,
-        "--global.checkNewVersion=false",
-        "--global.sendAnonymousUsage=false",
-        f"--entryPoints.web.address=127.0.0.1:{port}",
-        f"--providers.file.filename={tmp_path}/dynamic.yml",
-    ]
+    args = traefik_file_command(traefik_bin, tmp_path, port)
     try:
         with running(args, tmp_path / "traefik.log"):
             base = f"http://127.0.0.1:{port}"
