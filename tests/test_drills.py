@@ -263,7 +263,8 @@ def test_envelope_figures_are_the_results_figures(served):
     from drills.runner import Envelope
     from drills.stack import Stack
 
-    ctx = Context(served, Stack(), rate=40, workers=2, warmup=0.5, tail=0.5)
+    # No stack here (and no dockerd on a fresh CI machine at this point): no alert-sink to read.
+    ctx = Context(served, Stack(), rate=40, workers=2, warmup=0.5, tail=0.5, alert_sink=False)
     result = DrillResult(9, "envelope")
     with Envelope(ctx, "env") as env:
         env.finish()
@@ -272,6 +273,7 @@ def test_envelope_figures_are_the_results_figures(served):
     assert result.figures["recovery_s"] == 1.0
     assert result.figures["all"]["failed"] == 0 and result.figures["writes"]["lost"] == 0
     assert set(result.figures["marks"]) == {"action_start", "action_end", "load_end"}
+    assert result.figures["alerts"] == [] and result.figures["notifications"] == []
 
 
 # --- the multi-node lab's hooks (scripts/lab.sh test, drill 6) ---
