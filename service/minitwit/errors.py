@@ -34,6 +34,9 @@ MESSAGES = {
     500: "Something went wrong on our side. It has been logged.",
     503: DATABASE_UNAVAILABLE,
 }
+# How much of a refused body the app reads and discards before answering 413: at least Traefik's
+# body-limit (traefik/dynamic/middlewares.yml), so every body Traefik lets through is drained.
+DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 def wants_json() -> bool:
@@ -58,7 +61,29 @@ def error_response(status: int, message: str | None = None):
     response.status_code = status
     if status == 503:
         response.headers["Retry-After"] = "5"
+    if status == 413:
+        drain_request_body()
     return response
+
+
+def drain_request_body() -> None:
+    """Read and discard what is left of a refused body, so the 413 reaches the client.
+
+    gunicorn resets a keep-alive connection whose body was left unread beyond 64 KiB. Behind
+    Traefik that reset arrives while Traefik is still sending the body it buffered, and the
+    client gets Traefik's 502 instead of our 413. Bodies over DRAIN_LIMIT are not read: such a
+    client is not behind our Traefik, and the reset is the cheaper answer for it.
+    """
+    length = request.content_length
+    if length is not None and length > DRAIN_LIMIT:
+        return
+    stream = request.environ["wsgi.input"]
+    remaining = DRAIN_LIMIT
+    while remaining > 0:
+        chunk = stream.read(min(64 * 1024, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
 
 
 def handle_http_error(error: HTTPException):
