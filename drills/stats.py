@@ -1,4 +1,4 @@
-"""Figures and objectives: percentiles, per-drill request summary, pass/fail checks.
+"""Figures and objectives: per-drill request summary (percentiles from bench/stats.py), pass/fail checks.
 
 Everything here is pure (lists in, dicts out) so the report maths is unit-tested.
 """
@@ -9,22 +9,8 @@ import math
 from dataclasses import asdict
 from dataclasses import dataclass
 
+from bench.stats import percentile
 from drills.load import Record
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least p% of values <= it.
-
-    ``percentile([], p)`` is None.  Nearest-rank always returns an observed value,
-    which is what one wants for latencies (no invented in-between numbers).
-    """
-    if not 0 < p <= 100:
-        raise ValueError("p must be in (0, 100]")
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = math.ceil(p / 100 * len(ordered))
-    return ordered[rank - 1]
 
 
 def summarise(records: list[Record], start: float = 0.0, end: float = math.inf) -> dict:

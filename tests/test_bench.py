@@ -12,9 +12,11 @@ import pytest
 from helpers import STRICT
 
 from bench.client import build_request
+from bench.client import dechunk
 from bench.client import fetch
 from bench.client import parse_head
 from bench.client import parse_target
+from bench.client import send
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
 from bench.engines import Job
@@ -173,23 +175,21 @@ def test_a_window_keeps_starts_close_to_the_oldest_unfinished_action(scenario):
 
 
 def test_nearest_rank_percentiles():
-    values = [float(v) for v in range(1, 101)]
-    assert [percentile(values, p) for p in (50, 90, 99, 100)] == [
-        50.0,
-        90.0,
-        99.0,
-        100.0,
-    ]
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose: percentile sorts
+    assert [percentile(values, p) for p in (1, 50, 90, 99, 100)] == [1.0, 50.0, 90.0, 99.0, 100.0]
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 51) == 3.0
+    assert percentile([0.2, 0.1, 0.4], 50) == 0.2  # always an observed value
+    assert percentile([0.2, 0.1, 0.4], 99) == 0.4  # ceil(0.99*3) = 3rd value
     assert percentile([7.0], 99) == 7.0
 
 
-def test_percentile_rejects_empty_and_out_of_range():
-    with pytest.raises(ValueError):
-        percentile([], 50)
+def test_percentile_of_nothing_is_none_and_bad_p_is_refused():
+    assert percentile([], 50) is None
     with pytest.raises(ValueError):
         percentile([1.0], 0)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
 
 
 def test_latency_summary_in_milliseconds():
@@ -207,7 +207,10 @@ def test_latency_summary_in_milliseconds():
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it."""
+    """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it.
+
+    /echo answers the request's X-Request-ID as JSON in a chunked body (no Content-Length), as a proxy may.
+    """
 
     release = threading.Event()
     stalled = 0  # requests that reached /stall
@@ -224,7 +227,18 @@ class Handler(BaseHTTPRequestHandler):
             with Handler.lock:
                 Handler.stalled += 1
             self.release.wait(5)
+        if self.path == "/echo":
+            return self.chunked(json.dumps({"request_id": self.headers["X-Request-ID"]}).encode())
         self.answer(200, b'{"status":"ok"}')
+
+    def chunked(self, body):
+        """Send ``body`` in two chunks, then the last chunk; the connection closes after it."""
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        half = len(body) // 2
+        for part in (body[:half], body[half:], b""):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
 
     def answer(self, status, body=b""):
         self.send_response(status)
@@ -287,6 +301,28 @@ def test_resolve_to_connects_elsewhere_but_keeps_the_host_header(server):
         f"minitwit.test:{port}",
     )
     assert fetch(target, build_request(target, "GET", "/health"), 2.0) == (200, None)
+
+
+def test_send_returns_the_body_and_sends_the_request_id_and_payload(server):
+    target = parse_target(server + "/api", timeout=2.0)
+    answer = send(target.root, "GET", "/echo", request_id="drill-1")
+    assert (answer.status, answer.json(), answer.error) == (200, {"request_id": "drill-1"}, None)
+    assert answer.latency > 0
+    posted = send(target, "POST", "/204?latest=3", {"content": "ünïcode ✓"}, auth=True)
+    assert (posted.status, posted.body) == (204, b"")
+    assert Handler.seen == [("/api/204?latest=3", AUTHORIZATION, json.dumps({"content": "ünïcode ✓"}).encode())]
+
+
+def test_send_returns_transport_errors_instead_of_raising(server):
+    stalled = send(parse_target(server, timeout=0.1), "GET", "/stall")
+    assert (stalled.status, stalled.error, stalled.body) == (None, "ReadTimeout", b"")
+    assert send(parse_target("http://127.0.0.1:9", timeout=0.3), "GET", "/").error == "ConnectionError"
+
+
+def test_dechunk():
+    assert dechunk(b"4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\n\r\n") == b"Wikipedia "
+    with pytest.raises(ValueError):
+        dechunk(b"a\r\nshort\r\n")
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))

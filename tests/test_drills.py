@@ -1,4 +1,4 @@
-"""The drill harness: loss accounting, percentile maths, objectives and the report.
+"""The drill harness: loss accounting, objectives and the report (percentiles: tests/test_bench.py).
 
 The pure parts run on small hand-made inputs; the load generator and the verifier
 run for real against the app (SQLite and PostgreSQL) served on 127.0.0.1.
@@ -12,9 +12,11 @@ import pytest
 from helpers import sql
 from werkzeug.serving import make_server
 
+from bench.client import Response
+from bench.client import parse_target
+from bench.client import send
 from drills import report
 from drills.__main__ import read_env
-from drills.client import Target
 from drills.load import LoadGenerator
 from drills.load import Record
 from drills.load import Write
@@ -23,36 +25,10 @@ from drills.stats import all_passed
 from drills.stats import at_most
 from drills.stats import is_true
 from drills.stats import outage_answers
-from drills.stats import percentile
 from drills.stats import summarise
 from drills.verify import UserState
 from drills.verify import reconcile
 from drills.verify import verify
-
-# --- percentiles ---
-
-
-def test_percentile_is_nearest_rank_on_one_to_hundred():
-    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose
-    assert percentile(values, 50) == 50
-    assert percentile(values, 99) == 99
-    assert percentile(values, 100) == 100
-    assert percentile(values, 1) == 1
-
-
-def test_percentile_returns_an_observed_value_on_small_samples():
-    assert percentile([0.2, 0.1, 0.4], 50) == 0.2
-    assert percentile([0.2, 0.1, 0.4], 99) == 0.4  # ceil(0.99*3) = 3rd value
-    assert percentile([7.0], 99) == 7.0
-
-
-def test_percentile_of_nothing_is_none_and_bad_p_is_refused():
-    assert percentile([], 50) is None
-    with pytest.raises(ValueError):
-        percentile([1.0], 0)
-    with pytest.raises(ValueError):
-        percentile([1.0], 101)
-
 
 # --- request summaries ---
 
@@ -218,7 +194,7 @@ def served(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Target(host="localhost", port=server.server_port, scheme="http", timeout=10)
+    yield parse_target(f"http://localhost:{server.server_port}/api", resolve="127.0.0.1", timeout=10)
     server.shutdown()
     thread.join()
 
@@ -242,7 +218,6 @@ def test_load_then_verify_finds_every_accepted_write_and_a_deleted_one(app, serv
 
 
 def test_only_the_apps_json_404_means_an_unknown_user():
-    from drills.client import Response
     from drills.verify import _unknown_user
 
     assert _unknown_user(Response(404, b'{"status": 404, "error_msg": "Unknown user"}'))
@@ -284,11 +259,9 @@ def test_the_client_connects_to_the_targets_address_not_always_loopback(app):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        from drills.client import send
-
-        there = Target(host="localhost", address="127.0.0.2", port=server.server_port, scheme="http")
+        there = parse_target(f"http://localhost:{server.server_port}", resolve="127.0.0.2")
         assert send(there, "GET", "/health").status == 200
-        loopback = Target(host="localhost", port=server.server_port, scheme="http", timeout=2)
+        loopback = parse_target(f"http://localhost:{server.server_port}", resolve="127.0.0.1", timeout=2)
         assert send(loopback, "GET", "/health").status is None  # nothing listens on 127.0.0.1
     finally:
         server.shutdown()
@@ -320,6 +293,6 @@ def test_the_lab_environment_file_points_the_drills_at_the_lab(tmp_path, monkeyp
     )
     args = argparse.Namespace(timeout=5.0, rate=16.0, workers=4)
     ctx = context_from(read_env(env), args)
-    assert (ctx.target.host, ctx.target.address) == ("minitwit-lab.test", "10.78.0.11")
+    assert (ctx.target.host, ctx.target.connect_host) == ("minitwit-lab.test", "10.78.0.11")
     assert ctx.node_prefix == "minitwit-lab17-node"
     assert stack.DOCKER == ["docker", "exec", "minitwit-lab17-node1", "docker"]
