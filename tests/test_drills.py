@@ -6,6 +6,7 @@ run for real against the app (SQLite and PostgreSQL) served on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -152,13 +153,17 @@ def test_report_renders_figures_and_failed_objectives(tmp_path):
         "passed": False,
         "load": {"rate": 16.0, "workers": 4, "timeout_s": 5.0},
         "drills": [drill],
+        "out": tmp_path,  # not JSON: written as text
+        "note": "steady load ✓ ünïcode",
     }
     json_path, md_path = report.write(document, tmp_path)
     text = md_path.read_text()
     assert "| 2. replica crash | **FAIL** | 2 | 1 (1/0) | 1 | 1 | 0 |" in text
     assert "17.3 s (3 healthy)" in text
     assert "❌ failed reads: measured `1`, required `<= 0`" in text
-    assert '"recovery_s": 17.3' in json_path.read_text()
+    written = json_path.read_text(encoding="utf-8")
+    assert '"recovery_s": 17.3' in written and '"note": "steady load ✓ ünïcode"' in written
+    assert json.loads(written)["out"] == str(tmp_path)
 
 
 def test_read_env_understands_shell_assignments(tmp_path):
