@@ -1,8 +1,11 @@
 """Unit tests of the load generator (bench/): scenario parsing, the simulator's error rules, the per-user
 scheduler, percentile maths and the raw HTTP client, on the real scenario and a real local HTTP server."""
 
+import asyncio
 import json
 import random
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -10,10 +13,12 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import STRICT
+from helpers import find_tool
 
 from bench.client import build_request
 from bench.client import dechunk
 from bench.client import fetch
+from bench.client import fetch_async
 from bench.client import parse_head
 from bench.client import parse_target
 from bench.client import send
@@ -209,7 +214,7 @@ def test_latency_summary_in_milliseconds():
 class Handler(BaseHTTPRequestHandler):
     """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it.
 
-    /echo answers the request's X-Request-ID as JSON in a chunked body (no Content-Length), as a proxy may.
+    /echo answers the request's X-Request-ID and Host as JSON in a chunked body (no Content-Length), as a proxy may.
     """
 
     release = threading.Event()
@@ -228,7 +233,8 @@ class Handler(BaseHTTPRequestHandler):
                 Handler.stalled += 1
             self.release.wait(5)
         if self.path == "/echo":
-            return self.chunked(json.dumps({"request_id": self.headers["X-Request-ID"]}).encode())
+            echo = {"request_id": self.headers["X-Request-ID"], "host": self.headers["Host"]}
+            return self.chunked(json.dumps(echo).encode())
         self.answer(200, b'{"status":"ok"}')
 
     def chunked(self, body):
@@ -306,7 +312,7 @@ def test_resolve_to_connects_elsewhere_but_keeps_the_host_header(server):
 def test_send_returns_the_body_and_sends_the_request_id_and_payload(server):
     target = parse_target(server + "/api", timeout=2.0)
     answer = send(target.root, "GET", "/echo", request_id="drill-1")
-    assert (answer.status, answer.json(), answer.error) == (200, {"request_id": "drill-1"}, None)
+    assert (answer.status, answer.json()["request_id"], answer.error) == (200, "drill-1", None)
     assert answer.latency > 0
     posted = send(target, "POST", "/204?latest=3", {"content": "ünïcode ✓"}, auth=True)
     assert (posted.status, posted.body) == (204, b"")
@@ -317,6 +323,45 @@ def test_send_returns_transport_errors_instead_of_raising(server):
     stalled = send(parse_target(server, timeout=0.1), "GET", "/stall")
     assert (stalled.status, stalled.error, stalled.body) == (None, "ReadTimeout", b"")
     assert send(parse_target("http://127.0.0.1:9", timeout=0.3), "GET", "/").error == "ConnectionError"
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The same server over TLS with a self-signed certificate for minitwit.test; records the SNI names seen."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subject = ["-subj", "/CN=minitwit.test", "-addext", "subjectAltName=DNS:minitwit.test"]
+    openssl = [find_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *subject]
+    subprocess.run([*openssl, "-keyout", key, "-out", cert], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names = []
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], str(cert), names
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_the_client_speaks_tls_to_the_public_name_at_the_resolved_address(tls_server):
+    port, ca, names = tls_server
+    target = parse_target(f"https://minitwit.test:{port}/api", cacert=ca, resolve="127.0.0.1", timeout=5.0)
+    answer = send(target.root, "GET", "/echo", request_id="tls")
+    assert (answer.status, answer.json()) == (200, {"request_id": "tls", "host": f"minitwit.test:{port}"})
+    assert names == ["minitwit.test"]  # SNI: the public name, not the address connected to
+    raw = build_request(target, "GET", "/health")
+    assert fetch(target, raw, 5.0) == (200, None)
+    assert asyncio.run(fetch_async(target, raw, 5.0)) == (200, None)
+
+
+def test_the_client_refuses_a_certificate_it_cannot_verify(tls_server):
+    port, _, _ = tls_server
+    untrusted = parse_target(f"https://minitwit.test:{port}", resolve="127.0.0.1", timeout=5.0)  # system CAs only
+    assert send(untrusted, "GET", "/health").error == "ConnectionError"
+    wrong_name = parse_target(f"https://127.0.0.1:{port}", cacert=tls_server[1], timeout=5.0)
+    assert send(wrong_name, "GET", "/health").error == "ConnectionError"
 
 
 def test_dechunk():
