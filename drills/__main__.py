@@ -62,9 +62,9 @@ def _ca_file(env: dict[str, str]) -> str | None:
 
 def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
     """Build the drill context from the stack environment file and the options."""
-    # The API's URL on the public host name; TCP goes to MINITWIT_ADDRESS (loopback unless the lab's).
+    # The API's URL on the public host name; TCP goes to MINITWIT_ADDRESS, loopback when unset or empty (never DNS).
     url = f"https://{env.get('MINITWIT_DOMAIN', 'minitwit.test')}{env.get('API_PREFIX', '/api')}"
-    target = parse_target(url, _ca_file(env), env.get("MINITWIT_ADDRESS", LOOPBACK), args.timeout)
+    target = parse_target(url, _ca_file(env), env.get("MINITWIT_ADDRESS") or LOOPBACK, args.timeout)
     extra = tuple(shlex.split(env.get("MINITWIT_ANSIBLE_EXTRA_VARS", "")))
     stack = docker.Stack(
         name=env.get("MINITWIT_STACK", "minitwit"),

@@ -277,6 +277,18 @@ def test_the_client_connects_to_the_targets_address_not_always_loopback(app):
         thread.join()
 
 
+def test_the_stack_environment_file_points_the_drills_at_loopback(tmp_path):
+    import argparse
+
+    from drills.__main__ import context_from
+
+    env = tmp_path / "env"
+    env.write_text("MINITWIT_DOMAIN=minitwit.test\nMINITWIT_ADDRESS=\nAPI_PREFIX=/api\n")
+    target = context_from(read_env(env), argparse.Namespace(timeout=7.0, rate=16.0, workers=4)).target
+    assert (target.host, target.port, target.tls) == ("minitwit.test", 443, True)
+    assert (target.connect_host, target.base_path, target.timeout) == ("127.0.0.1", "/api", 7.0)
+
+
 def test_docker_commands_go_to_the_swarms_cli_unless_meant_for_this_host(monkeypatch):
     from drills import stack
 
