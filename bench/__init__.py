@@ -1,1 +1,2 @@
-"""MiniTwit load generator: replays the ITU simulator scenario and seeds/scales PostgreSQL."""
+"""MiniTwit load tools: the simulator replay, the seed and scale test, and the HTTP client, latency
+statistics and JSON writer that drills/ uses too."""

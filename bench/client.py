@@ -1,23 +1,39 @@
-"""A minimal HTTP/1.1 client for the load generator: one connection per request, like the simulator.
+"""The one HTTP/1.1 client of bench/ and drills/: one connection per request, like the simulator.
 
-Raw sockets instead of ``requests``/``http.client`` keep the generator's CPU cost per request low (it shares
-two cores with the app and PostgreSQL). Errors are named like the simulator's log lines: ``ConnectionError``
-(refused, reset, connect or TLS timeout, malformed answer) and ``ReadTimeout`` (no answer within the timeout).
-As in requests, the timeout applies to the connect and to each read, not to the whole exchange.
+It connects to ``connect_host`` (127.0.0.1, or a test host's address) but speaks to the public host
+name in ``Host`` and TLS SNI, like ``curl --resolve``, so a run through Traefik never leaves the machine.
+Raw sockets instead of ``requests``/``http.client`` keep the generator's CPU cost per request low (it
+shares two cores with the app and PostgreSQL). Errors are named like the simulator's log lines:
+``ConnectionError`` (refused, reset, connect or TLS timeout, malformed answer) and ``ReadTimeout`` (no
+answer within the timeout); they are returned, never raised, so a run can count them. As in requests,
+the timeout applies to the connect and to each read, not to the whole exchange.
+
+Two ways to send: ``fetch``/``fetch_async`` take a request serialised once by ``build_request`` and
+return only the status (the replay's hot path); ``send`` builds the request and returns a ``Response``
+with body and latency (the drills, which read answers back).
 """
 
 import asyncio
+import json
 import socket
 import ssl
+import time
 from dataclasses import dataclass
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from bench.scenario import AUTHORIZATION
 
+LOOPBACK = "127.0.0.1"
+
 
 @dataclass(frozen=True)
 class Target:
-    """Where requests go: ``host``/``port`` as in the URL, ``connect_host`` where the socket connects."""
+    """Where requests go: ``host``/``port`` as in the URL, ``connect_host`` where the socket connects.
+
+    ``base_path`` (the URL's path, e.g. the API prefix) goes before every request path; ``root`` is the
+    same server without it. ``timeout`` is what ``send`` waits (``fetch`` takes its own).
+    """
 
     host: str
     port: int
@@ -25,6 +41,7 @@ class Target:
     tls: bool
     connect_host: str
     ssl_context: ssl.SSLContext | None = None
+    timeout: float = 5.0
 
     @property
     def host_header(self) -> str:
@@ -32,8 +49,13 @@ class Target:
         default = 443 if self.tls else 80
         return self.host if self.port == default else f"{self.host}:{self.port}"
 
+    @property
+    def root(self) -> "Target":
+        """The same server without the base path (``/public``, ``/health`` and ``/ready`` live at the root)."""
+        return replace(self, base_path="")
 
-def parse_target(url: str, cacert: str | None = None, resolve: str | None = None) -> Target:
+
+def parse_target(url: str, cacert: str | None = None, resolve: str | None = None, timeout: float = 5.0) -> Target:
     """Parse ``http(s)://host[:port][/base]``; ``resolve`` is an address to connect to instead of DNS."""
     parts = urlsplit(url)
     tls = parts.scheme == "https"
@@ -42,10 +64,34 @@ def parse_target(url: str, cacert: str | None = None, resolve: str | None = None
     context = ssl.create_default_context(cafile=cacert) if tls else None
     port = parts.port or (443 if tls else 80)
     base = parts.path.rstrip("/")
-    return Target(parts.hostname, port, base, tls, resolve or parts.hostname, context)
+    return Target(parts.hostname, port, base, tls, resolve or parts.hostname, context, timeout)
 
 
-def build_request(target: Target, method: str, path: str, body: bytes = b"", auth: bool = True) -> bytes:
+@dataclass
+class Response:
+    """Outcome of one ``send``: a status (None on a transport error, then ``error`` says which)."""
+
+    status: int | None
+    body: bytes = b""
+    latency: float = 0.0
+    error: str | None = None
+
+    def json(self):
+        """Decode the body as JSON, or return None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def build_request(
+    target: Target,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    auth: bool = True,
+    request_id: str | None = None,
+) -> bytes:
     """Serialise one request once, so sending it costs a single ``sendall``."""
     lines = [
         f"{method} {target.base_path}{path} HTTP/1.1",
@@ -56,6 +102,8 @@ def build_request(target: Target, method: str, path: str, body: bytes = b"", aut
     ]
     if auth:
         lines.append(f"Authorization: {AUTHORIZATION}")
+    if request_id:
+        lines.append(f"X-Request-ID: {request_id}")
     if method == "POST":
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
@@ -72,36 +120,64 @@ def parse_head(head: bytes) -> tuple[int, int | None]:
     return status, None
 
 
+def send(
+    target: Target,
+    method: str,
+    path: str,
+    payload: dict | None = None,
+    *,
+    auth: bool = False,
+    request_id: str | None = None,
+) -> Response:
+    """Send one request (a JSON ``payload`` makes it a body) and return the whole answer, timed."""
+    body = json.dumps(payload).encode() if payload is not None else b""
+    raw = build_request(target, method, path, body, auth, request_id)
+    started = time.perf_counter()
+    status, data, error = _exchange(target, raw, target.timeout, keep_body=True)
+    return Response(status, data, time.perf_counter() - started, error)
+
+
 def fetch(target: Target, raw: bytes, timeout: float) -> tuple[int | None, str | None]:
-    """Send one request on a fresh connection; return (status, None) or (None, error kind)."""
+    """Send one serialised request on a fresh connection; return (status, None) or (None, error kind)."""
+    status, _, error = _exchange(target, raw, timeout, keep_body=False)
+    return status, error
+
+
+def _exchange(target: Target, raw: bytes, timeout: float, keep_body: bool) -> tuple[int | None, bytes, str | None]:
+    """Connect, send ``raw``, read the answer: (status, body or b"", None) or (None, b"", error kind)."""
     try:
         sock = socket.create_connection((target.connect_host, target.port), timeout=timeout)
     except OSError:
-        return None, "ConnectionError"
+        return None, b"", "ConnectionError"
     try:
         if target.ssl_context:
             sock = target.ssl_context.wrap_socket(sock, server_hostname=target.host)
         sock.sendall(raw)
-        return _read_status(sock), None
+        return *_read_response(sock, keep_body), None
     except TimeoutError:
-        return None, "ReadTimeout"
+        return None, b"", "ReadTimeout"
     except (OSError, ValueError, IndexError):
-        return None, "ConnectionError"
+        return None, b"", "ConnectionError"
     finally:
         sock.close()
 
 
-def _read_status(sock: socket.socket) -> int:
-    """Read the head and the whole body (by Content-Length, else until close) and return the status."""
+def _read_response(sock: socket.socket, keep_body: bool) -> tuple[int, bytes]:
+    """Read the head and the whole body (by Content-Length, else until close); return status and body.
+
+    The body is kept only when asked for (the replay needs just the status and reads the body only to
+    finish the exchange). A chunked body is only possible without Content-Length, so it is read to the end
+    and then decoded.
+    """
     buf = b""
     while b"\r\n\r\n" not in buf:
         chunk = sock.recv(65536)
         if not chunk:
             raise ValueError("connection closed before the response head")
         buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
+    head, _, first = buf.partition(b"\r\n\r\n")
     status, length = parse_head(head)
-    received = len(body)
+    chunks, received = [first], len(first)
     while length is None or received < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -109,7 +185,34 @@ def _read_status(sock: socket.socket) -> int:
                 break
             raise ValueError("connection closed inside the response body")
         received += len(chunk)
-    return status
+        if keep_body:
+            chunks.append(chunk)
+    if not keep_body:
+        return status, b""
+    body = b"".join(chunks)
+    return status, dechunk(body) if length is None and _is_chunked(head) else body
+
+
+def _is_chunked(head: bytes) -> bool:
+    """Whether the head says ``Transfer-Encoding: chunked``."""
+    return any(
+        name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower()
+        for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    )
+
+
+def dechunk(body: bytes) -> bytes:
+    """Decode a chunked body (``size CRLF data CRLF ... 0 CRLF CRLF``); trailers are dropped."""
+    out, rest = [], body
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";", 1)[0], 16)
+        if size == 0:
+            return b"".join(out)
+        if len(rest) < size + 2:
+            raise ValueError("chunked body ends inside a chunk")
+        out.append(rest[:size])
+        rest = rest[size + 2 :]
 
 
 async def fetch_async(target: Target, raw: bytes, timeout: float) -> tuple[int | None, str | None]:

@@ -8,20 +8,18 @@ Usage: scripts/bench.sh --help
 """
 
 import argparse
-import contextlib
-import json
 import os
 import platform
-import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench import local
 from bench.client import Target
 from bench.client import build_request
-from bench.client import parse_head
 from bench.client import parse_target
+from bench.client import send
 from bench.cpu import CpuProbe
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
@@ -56,22 +54,10 @@ def noop_jobs(target: Target, path: str, n: int) -> list[Job]:
     return [job] * n
 
 
-def origin_of(target: Target) -> Target:
-    """The same server without the API prefix (the no-op endpoint lives at the root)."""
-    return Target(target.host, target.port, "", target.tls, target.connect_host, target.ssl_context)
-
-
 def final_latest(target: Target, wait_s: float = 60) -> int | None:
     """GET /latest once the server is idle again (it may still be working off timed-out requests)."""
-    raw = build_request(target, "GET", "/latest")
-    status, body = None, b""
-    with contextlib.suppress(OSError), socket.create_connection((target.connect_host, target.port), wait_s) as sock:
-        conn = target.ssl_context.wrap_socket(sock, server_hostname=target.host) if target.ssl_context else sock
-        conn.sendall(raw)
-        while chunk := conn.recv(65536):
-            body += chunk
-        status = parse_head(body.partition(b"\r\n\r\n")[0])[0]
-    return json.loads(body.partition(b"\r\n\r\n")[2]).get("latest") if status == 200 else None
+    answer = send(replace(target, timeout=wait_s), "GET", "/latest", auth=True)
+    return answer.json().get("latest") if answer.status == 200 else None
 
 
 def measured(run, probe: CpuProbe | None, *args) -> tuple[dict, RunResult]:
@@ -103,7 +89,7 @@ def run_once(
     With ``cost`` (the service's hash method, CPU seconds per hash) the replay's summary also states
     what the password hash costs it (``bench/floor.py``).
     """
-    run, origin, n = ENGINES[engine], origin_of(target), len(actions)
+    run, origin, n = ENGINES[engine], target.root, len(actions)
     order = Scheduler(actions, window=window)
     replay_s, replay_r = measured(run, probe, target, replay_jobs(target, actions), order, clients, TIMEOUT_S)
     latest = final_latest(target)
@@ -128,7 +114,7 @@ def run_once(
 
 def compare_engines(target: Target, noop_path: str, n: int, clients: int) -> dict:
     """Drive the no-op endpoint with each engine: the generator's own CPU cost per request."""
-    origin = origin_of(target)
+    origin = target.root
     out = {}
     for name, run in ENGINES.items():
         result = run(origin, noop_jobs(origin, noop_path, n), FlatOrder(n), clients, TIMEOUT_S)

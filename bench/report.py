@@ -1,4 +1,4 @@
-"""Render benchmark results as readable text and write them as JSON (artifacts/bench/*.json)."""
+"""Render benchmark results as readable text; write a result as JSON (bench/ and drills/ reports)."""
 
 import json
 from pathlib import Path
@@ -97,6 +97,7 @@ def _load(loadavg) -> str:
 
 
 def write_json(result: dict, path: Path) -> None:
-    """Write the result as indented JSON, creating the directory."""
+    """Write the result as indented UTF-8 JSON, creating the directory (anything else JSON lacks as text)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    path.write_text(text + "\n", encoding="utf-8")

@@ -10,14 +10,19 @@ from bench.engines import Sample
 PERCENTILES = (50, 90, 99)
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list: the smallest value with at least p% of values <= it."""
-    if not sorted_values:
-        raise ValueError("percentile of an empty list")
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least p% of values <= it; None for no values.
+
+    Nearest-rank always returns an observed value, which is what one wants for latencies (no invented
+    in-between numbers). Any order will do: sorting an already sorted list is one linear pass.
+    """
     if not 0 < p <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {p}")
-    rank = math.ceil(p / 100 * len(sorted_values))
-    return sorted_values[rank - 1]
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = math.ceil(p / 100 * len(ordered))
+    return ordered[rank - 1]
 
 
 def latency_summary(latencies: list[float]) -> dict:

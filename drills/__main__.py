@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.client import LOOPBACK
+from bench.client import parse_target
 from drills import report
 from drills import stack as docker
-from drills.client import LOOPBACK
-from drills.client import Target
 from drills.nodeloss import node_loss
 from drills.restore import backup_restore
 from drills.runner import Context
@@ -62,13 +62,9 @@ def _ca_file(env: dict[str, str]) -> str | None:
 
 def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
     """Build the drill context from the stack environment file and the options."""
-    target = Target(
-        host=env.get("MINITWIT_DOMAIN", "minitwit.test"),
-        address=env.get("MINITWIT_ADDRESS", LOOPBACK),
-        cafile=_ca_file(env),
-        api_prefix=env.get("API_PREFIX", "/api"),
-        timeout=args.timeout,
-    )
+    # The API's URL on the public host name; TCP goes to MINITWIT_ADDRESS, loopback when unset or empty (never DNS).
+    url = f"https://{env.get('MINITWIT_DOMAIN', 'minitwit.test')}{env.get('API_PREFIX', '/api')}"
+    target = parse_target(url, _ca_file(env), env.get("MINITWIT_ADDRESS") or LOOPBACK, args.timeout)
     extra = tuple(shlex.split(env.get("MINITWIT_ANSIBLE_EXTRA_VARS", "")))
     stack = docker.Stack(
         name=env.get("MINITWIT_STACK", "minitwit"),

@@ -19,10 +19,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from drills.client import Response
-from drills.client import Target
-from drills.client import send
-from drills.client import tls_context
+from bench.client import Response
+from bench.client import Target
+from bench.client import send
 
 # One cycle per worker: 3 tweets, 1 register, 1 follow and 5 reads (half writes
 # would starve the reads; the simulator itself is write-only, real users mostly read).
@@ -108,7 +107,6 @@ class LoadGenerator:
         self._issued = itertools.count(1)
         self._latest = itertools.count(1)
         self._random = random.Random(seed)
-        self._context = tls_context(target.cafile) if target.scheme == "https" else None
         self.started = 0.0
 
     # -- lifecycle -------------------------------------------------------
@@ -183,16 +181,7 @@ class LoadGenerator:
     def _api(self, method: str, path: str, payload=None, *, auth=True, request_id=None) -> Response:
         latest = next(self._latest)
         joiner = "&" if "?" in path else "?"
-        url = f"{self.target.api_prefix}{path}{joiner}latest={latest}"
-        return send(
-            self.target,
-            method,
-            url,
-            payload,
-            auth=auth,
-            request_id=request_id,
-            context=self._context,
-        )
+        return send(self.target, method, f"{path}{joiner}latest={latest}", payload, auth=auth, request_id=request_id)
 
     def _write(self, kind: str, user: str, value: str, response: Response) -> Write:
         return Write(kind, user, value, response.status, self.now())
@@ -244,4 +233,4 @@ class LoadGenerator:
         return self._api("GET", "/latest", auth=False, request_id=rid), None
 
     def _op_read_public(self, worker, step, users, rid):
-        return send(self.target, "GET", "/public", request_id=rid, context=self._context), None
+        return send(self.target.root, "GET", "/public", request_id=rid), None

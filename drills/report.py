@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from bench.report import write_json
 
 COLUMNS = (
     "Drill",
@@ -90,6 +91,6 @@ def write(report: dict, out_dir: Path) -> tuple[Path, Path]:
     """Write both files into ``out_dir`` and return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out_dir / "report.json", out_dir / "report.md"
-    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
-    md_path.write_text(markdown(report))
+    write_json(report, json_path)
+    md_path.write_text(markdown(report), encoding="utf-8")
     return json_path, md_path

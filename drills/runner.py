@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
+from bench.client import Target
+from bench.client import send
 from drills import alerts
 from drills import stack as docker
-from drills.client import Target
-from drills.client import send
 from drills.load import LoadGenerator
 from drills.stats import Objective
 from drills.stats import all_passed
@@ -75,7 +75,7 @@ class DrillResult:
 
 def probe(target: Target, path: str) -> int | None:
     """Status of a GET (``/ready``, ``/health``) through Traefik; None on error."""
-    return send(target, "GET", path).status
+    return send(target.root, "GET", path).status
 
 
 def ready(ctx: Context) -> bool:

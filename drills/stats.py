@@ -1,4 +1,4 @@
-"""Figures and objectives: percentiles, per-drill request summary, pass/fail checks.
+"""Figures and objectives: per-drill request summary (latencies by bench/stats.py), pass/fail checks.
 
 Everything here is pure (lists in, dicts out) so the report maths is unit-tested.
 """
@@ -9,29 +9,15 @@ import math
 from dataclasses import asdict
 from dataclasses import dataclass
 
+from bench.stats import latency_summary
 from drills.load import Record
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile: the smallest value with at least p% of values <= it.
-
-    ``percentile([], p)`` is None.  Nearest-rank always returns an observed value,
-    which is what one wants for latencies (no invented in-between numbers).
-    """
-    if not 0 < p <= 100:
-        raise ValueError("p must be in (0, 100]")
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = math.ceil(p / 100 * len(ordered))
-    return ordered[rank - 1]
 
 
 def summarise(records: list[Record], start: float = 0.0, end: float = math.inf) -> dict:
     """Count failures and latency percentiles of requests started in [start, end]."""
     window = [r for r in records if start <= r.started <= end]
     failed = [r for r in window if not r.ok]
-    latencies = [r.latency for r in window]
+    latency = latency_summary([r.latency for r in window])
     return {
         "requests": len(window),
         "failed": len(failed),
@@ -39,9 +25,8 @@ def summarise(records: list[Record], start: float = 0.0, end: float = math.inf) 
         "failed_writes": sum(1 for r in failed if r.write),
         "writes_sent": sum(1 for r in window if r.write),
         "statuses": _status_counts(window),
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-        "max_ms": _ms(max(latencies, default=None)),
+        # None when no request started in the window: an objective on it then fails (drills/stats.at_most).
+        **{key: latency.get(key) for key in ("p50_ms", "p99_ms", "max_ms")},
         "failure_examples": [_describe(r) for r in failed[:10]],
         "failure_timeline": failure_timeline(failed),
     }
@@ -64,10 +49,6 @@ def _status_counts(records: list[Record]) -> dict[str, int]:
         key = str(record.status) if record.status is not None else "transport-error"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
 
 
 def _describe(record: Record) -> str:

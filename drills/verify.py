@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from urllib.parse import quote
 
-from drills.client import Target
-from drills.client import send
+from bench.client import Target
+from bench.client import send
 from drills.load import Write
 
 MAX_NO = 1000
@@ -106,8 +106,8 @@ def fetch_state(target: Target, user: str, *, attempts: int = 10, pause: float =
     """Read one user's messages and follows; retry; None if unreadable."""
     name = quote(user)
     for _ in range(attempts):
-        msgs = send(target, "GET", f"{target.api_prefix}/msgs/{name}?no={MAX_NO}", auth=True)
-        fllws = send(target, "GET", f"{target.api_prefix}/fllws/{name}?no={MAX_NO}", auth=True)
+        msgs = send(target, "GET", f"/msgs/{name}?no={MAX_NO}", auth=True)
+        fllws = send(target, "GET", f"/fllws/{name}?no={MAX_NO}", auth=True)
         if _unknown_user(msgs) and _unknown_user(fllws):
             return UserState(exists=False)
         if msgs.status == 200 and fllws.status == 200:

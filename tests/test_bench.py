@@ -1,8 +1,11 @@
 """Unit tests of the load generator (bench/): scenario parsing, the simulator's error rules, the per-user
 scheduler, percentile maths and the raw HTTP client, on the real scenario and a real local HTTP server."""
 
+import asyncio
 import json
 import random
+import ssl
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -10,11 +13,15 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 from helpers import STRICT
+from helpers import find_tool
 
 from bench.client import build_request
+from bench.client import dechunk
 from bench.client import fetch
+from bench.client import fetch_async
 from bench.client import parse_head
 from bench.client import parse_target
+from bench.client import send
 from bench.engines import ENGINES
 from bench.engines import FlatOrder
 from bench.engines import Job
@@ -173,23 +180,21 @@ def test_a_window_keeps_starts_close_to_the_oldest_unfinished_action(scenario):
 
 
 def test_nearest_rank_percentiles():
-    values = [float(v) for v in range(1, 101)]
-    assert [percentile(values, p) for p in (50, 90, 99, 100)] == [
-        50.0,
-        90.0,
-        99.0,
-        100.0,
-    ]
+    values = [float(v) for v in range(100, 0, -1)]  # unsorted on purpose: percentile sorts
+    assert [percentile(values, p) for p in (1, 50, 90, 99, 100)] == [1.0, 50.0, 90.0, 99.0, 100.0]
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 51) == 3.0
+    assert percentile([0.2, 0.1, 0.4], 50) == 0.2  # always an observed value
+    assert percentile([0.2, 0.1, 0.4], 99) == 0.4  # ceil(0.99*3) = 3rd value
     assert percentile([7.0], 99) == 7.0
 
 
-def test_percentile_rejects_empty_and_out_of_range():
-    with pytest.raises(ValueError):
-        percentile([], 50)
+def test_percentile_of_nothing_is_none_and_bad_p_is_refused():
+    assert percentile([], 50) is None
     with pytest.raises(ValueError):
         percentile([1.0], 0)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
 
 
 def test_latency_summary_in_milliseconds():
@@ -207,7 +212,10 @@ def test_latency_summary_in_milliseconds():
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it."""
+    """Answers by path: /204, /400, /health (200 JSON); /stall waits until the test releases it.
+
+    /echo answers the request's X-Request-ID and Host as JSON in a chunked body (no Content-Length), as a proxy may.
+    """
 
     release = threading.Event()
     stalled = 0  # requests that reached /stall
@@ -224,7 +232,19 @@ class Handler(BaseHTTPRequestHandler):
             with Handler.lock:
                 Handler.stalled += 1
             self.release.wait(5)
+        if self.path == "/echo":
+            echo = {"request_id": self.headers["X-Request-ID"], "host": self.headers["Host"]}
+            return self.chunked(json.dumps(echo).encode())
         self.answer(200, b'{"status":"ok"}')
+
+    def chunked(self, body):
+        """Send ``body`` in two chunks, then the last chunk; the connection closes after it."""
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        half = len(body) // 2
+        for part in (body[:half], body[half:], b""):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
 
     def answer(self, status, body=b""):
         self.send_response(status)
@@ -287,6 +307,67 @@ def test_resolve_to_connects_elsewhere_but_keeps_the_host_header(server):
         f"minitwit.test:{port}",
     )
     assert fetch(target, build_request(target, "GET", "/health"), 2.0) == (200, None)
+
+
+def test_send_returns_the_body_and_sends_the_request_id_and_payload(server):
+    target = parse_target(server + "/api", timeout=2.0)
+    answer = send(target.root, "GET", "/echo", request_id="drill-1")
+    assert (answer.status, answer.json()["request_id"], answer.error) == (200, "drill-1", None)
+    assert answer.latency > 0
+    posted = send(target, "POST", "/204?latest=3", {"content": "ünïcode ✓"}, auth=True)
+    assert (posted.status, posted.body) == (204, b"")
+    assert Handler.seen == [("/api/204?latest=3", AUTHORIZATION, json.dumps({"content": "ünïcode ✓"}).encode())]
+
+
+def test_send_returns_transport_errors_instead_of_raising(server):
+    stalled = send(parse_target(server, timeout=0.1), "GET", "/stall")
+    assert (stalled.status, stalled.error, stalled.body) == (None, "ReadTimeout", b"")
+    assert send(parse_target("http://127.0.0.1:9", timeout=0.3), "GET", "/").error == "ConnectionError"
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The same server over TLS with a self-signed certificate for minitwit.test; records the SNI names seen."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subject = ["-subj", "/CN=minitwit.test", "-addext", "subjectAltName=DNS:minitwit.test"]
+    openssl = [find_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *subject]
+    subprocess.run([*openssl, "-keyout", key, "-out", cert], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names = []
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], str(cert), names
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_the_client_speaks_tls_to_the_public_name_at_the_resolved_address(tls_server):
+    port, ca, names = tls_server
+    target = parse_target(f"https://minitwit.test:{port}/api", cacert=ca, resolve="127.0.0.1", timeout=5.0)
+    answer = send(target.root, "GET", "/echo", request_id="tls")
+    assert (answer.status, answer.json()) == (200, {"request_id": "tls", "host": f"minitwit.test:{port}"})
+    assert names == ["minitwit.test"]  # SNI: the public name, not the address connected to
+    raw = build_request(target, "GET", "/health")
+    assert fetch(target, raw, 5.0) == (200, None)
+    assert asyncio.run(fetch_async(target, raw, 5.0)) == (200, None)
+
+
+def test_the_client_refuses_a_certificate_it_cannot_verify(tls_server):
+    port, _, _ = tls_server
+    untrusted = parse_target(f"https://minitwit.test:{port}", resolve="127.0.0.1", timeout=5.0)  # system CAs only
+    assert send(untrusted, "GET", "/health").error == "ConnectionError"
+    wrong_name = parse_target(f"https://127.0.0.1:{port}", cacert=tls_server[1], timeout=5.0)
+    assert send(wrong_name, "GET", "/health").error == "ConnectionError"
+
+
+def test_dechunk():
+    assert dechunk(b"4\r\nWiki\r\n6;ext=1\r\npedia \r\n0\r\n\r\n") == b"Wikipedia "
+    with pytest.raises(ValueError):
+        dechunk(b"a\r\nshort\r\n")
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
