@@ -8,7 +8,6 @@ library is enough and keeps the harness free of extra dependencies.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import socket
@@ -16,6 +15,9 @@ import ssl
 import time
 from dataclasses import dataclass
 from dataclasses import field
+
+from minitwit.config import DEFAULT_SIMULATOR_AUTH
+from minitwit.config import basic_authorization
 
 LOOPBACK = "127.0.0.1"
 
@@ -30,14 +32,13 @@ class Target:
     address: str = LOOPBACK
     cafile: str | None = None
     api_prefix: str = "/api"
-    simulator_auth: str = "simulator:super_safe!"
+    simulator_auth: str = DEFAULT_SIMULATOR_AUTH
     timeout: float = 5.0
     scheme: str = "https"
 
     def auth_header(self) -> str:
         """Return the simulator's Basic authorization header value."""
-        token = base64.b64encode(self.simulator_auth.encode()).decode()
-        return f"Basic {token}"
+        return basic_authorization(self.simulator_auth)
 
 
 @dataclass

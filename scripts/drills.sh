@@ -26,6 +26,8 @@ skip() {
 
 # The venv has ansible-playbook; docker_stack needs the recent Docker CLI in /usr/local/bin first.
 export PATH="$PWD/.venv/bin:/usr/local/bin:$PATH" ANSIBLE_NOCOLOR=1
+# drills/ takes the simulator's credentials from the service (minitwit.config).
+export PYTHONPATH="$PWD/service${PYTHONPATH:+:$PYTHONPATH}"
 env_file="${MINITWIT_STACK_ENV:-/tmp/minitwit-stack/env}"
 [[ -f "$env_file" ]] || skip "drills: no running stack ($env_file missing); run scripts/stack-test.sh up first"
 for tool in docker ansible-playbook python; do

@@ -30,7 +30,7 @@ lab_drill() {
     log "node-loss drill skipped: one node has no other node to fail over to"
     return 0
   fi
-  python -m drills --only 6 --env-file "$LAB_STATE_DIR/env" --out "$LAB_ARTIFACTS" || status=$?
+  PYTHONPATH="$REPO_ROOT/service" python -m drills --only 6 --env-file "$LAB_STATE_DIR/env" --out "$LAB_ARTIFACTS" || status=$?
   return "$status"
 }
 

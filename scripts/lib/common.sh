@@ -6,6 +6,11 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export REPO_ROOT
 
+# The simulator's default user:password, read from its one definition (minitwit.config).
+simulator_default_auth() {
+  sed -n 's/^DEFAULT_SIMULATOR_AUTH = "\(.*\)"$/\1/p' "$REPO_ROOT/service/minitwit/config.py"
+}
+
 # Print a timestamped progress line on stderr.
 log() {
   printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
