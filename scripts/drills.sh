@@ -8,12 +8,10 @@
 # MINITWIT_STACK_LOCK_HELD=1. Options are passed to `python -m drills`
 # (e.g. --only 1,2).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-if [[ "${MINITWIT_STACK_LOCK_HELD:-}" != 1 ]]; then
-  # -o: the lock stays with flock itself, so no process started below (e.g. a daemon) inherits it.
-  exec env MINITWIT_STACK_LOCK_HELD=1 flock -o -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
-fi
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+hold_lock MINITWIT_STACK_LOCK_HELD /tmp/minitwit-stack.lock "$0" "$@"
 
 skip() {
   if [[ "${MINITWIT_STRICT:-}" == 1 ]]; then
