@@ -1,7 +1,7 @@
 """The simulator's scenario: parse the CSV and turn each row into the exact request the simulator sends.
 
 Mirrors ITU's ``minitwit_simulator.py``: tab-separated rows, ``?latest=<id>``, a ``json.dumps`` body,
-``Connection: close``, Basic auth ``simulator:super_safe!`` and a 0.3 s timeout.
+``Connection: close``, Basic auth with the simulator's default credentials and a 0.3 s timeout.
 """
 
 import json
@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from minitwit.config import DEFAULT_SIMULATOR_AUTH
+from minitwit.config import basic_authorization
+
 SCENARIO_CSV = Path(__file__).resolve().parent / "data" / "minitwit_scenario.csv"
-AUTHORIZATION = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"  # base64("simulator:super_safe!")
+AUTHORIZATION = basic_authorization(DEFAULT_SIMULATOR_AUTH)
 TIMEOUT_S = 0.3
 COMMANDS = ("register", "tweet", "follow", "unfollow")
 # requests' requote_uri() leaves these characters alone and percent-encodes the rest (spaces -> %20).

@@ -11,12 +11,14 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from minitwit.config import DEFAULT_SIMULATOR_AUTH
+from minitwit.config import basic_authorization
 from playwright.sync_api import Locator
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
 API_PREFIX = os.environ.get("E2E_API_PREFIX", "/api")
-SIMULATOR_AUTHORIZATION = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"  # simulator:super_safe!
+SIMULATOR_AUTHORIZATION = basic_authorization(DEFAULT_SIMULATOR_AUTH)
 TIME_FORMAT = "%Y-%m-%d @ %H:%M"  # the contract's date format, UTC without JavaScript
 
 

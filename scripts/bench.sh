@@ -11,5 +11,6 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 python="${PYTHON:-.venv/bin/python}"
-export PYTHONPATH="${PWD}${PYTHONPATH:+:${PYTHONPATH}}"
+# bench/ takes the simulator's credentials from the service (minitwit.config).
+export PYTHONPATH="${PWD}:${PWD}/service${PYTHONPATH:+:${PYTHONPATH}}"
 exec "$python" -m bench.replay "$@"

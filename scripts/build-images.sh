@@ -85,8 +85,8 @@ main() {
     build local/prometheus:2.53 docker/ci/prometheus
     build local/pebble:2.4 docker/ci/pebble
     build local/alertmanager:0.28 docker/ci/alertmanager
-    build local/node-exporter:1.9 docker/ci/node-exporter
-    build local/postgres-exporter:0.17 docker/ci/postgres-exporter
+    build local/node-exporter:1.9 docker/ci/exporter --build-arg EXPORTER=node --build-arg PORT=9100
+    build local/postgres-exporter:0.17 docker/ci/exporter --build-arg EXPORTER=postgres --build-arg PORT=9187
     echo "MINITWIT_IMAGE=$MINITWIT_IMAGE"
 }
 

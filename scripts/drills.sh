@@ -8,12 +8,10 @@
 # MINITWIT_STACK_LOCK_HELD=1. Options are passed to `python -m drills`
 # (e.g. --only 1,2).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-if [[ "${MINITWIT_STACK_LOCK_HELD:-}" != 1 ]]; then
-  # -o: the lock stays with flock itself, so no process started below (e.g. a daemon) inherits it.
-  exec env MINITWIT_STACK_LOCK_HELD=1 flock -o -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
-fi
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+hold_lock MINITWIT_STACK_LOCK_HELD /tmp/minitwit-stack.lock "$0" "$@"
 
 skip() {
   if [[ "${MINITWIT_STRICT:-}" == 1 ]]; then
@@ -26,6 +24,8 @@ skip() {
 
 # The venv has ansible-playbook; docker_stack needs the recent Docker CLI in /usr/local/bin first.
 export PATH="$PWD/.venv/bin:/usr/local/bin:$PATH" ANSIBLE_NOCOLOR=1
+# drills/ takes the simulator's credentials from the service (minitwit.config).
+export PYTHONPATH="$PWD/service${PYTHONPATH:+:$PYTHONPATH}"
 env_file="${MINITWIT_STACK_ENV:-/tmp/minitwit-stack/env}"
 [[ -f "$env_file" ]] || skip "drills: no running stack ($env_file missing); run scripts/stack-test.sh up first"
 for tool in docker ansible-playbook python; do

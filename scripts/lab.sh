@@ -19,9 +19,7 @@ source "$REPO_ROOT/scripts/lib/lab-assert.sh"
 cd "$REPO_ROOT"
 
 # One lab at a time on this machine (its names, subnet and /etc/hosts line are fixed).
-if [[ "${MINITWIT_LAB_LOCK_HELD:-}" != 1 ]]; then
-  exec env MINITWIT_LAB_LOCK_HELD=1 flock -o -w 1800 /tmp/minitwit-lab17.lock "$0" "$@"
-fi
+hold_lock MINITWIT_LAB_LOCK_HELD /tmp/minitwit-lab17.lock "$0" "$@"
 
 # The node-loss drill, in the drills' report format (artifacts/lab/report.{json,md}).
 lab_drill() {
@@ -30,7 +28,7 @@ lab_drill() {
     log "node-loss drill skipped: one node has no other node to fail over to"
     return 0
   fi
-  python -m drills --only 6 --env-file "$LAB_STATE_DIR/env" --out "$LAB_ARTIFACTS" || status=$?
+  PYTHONPATH="$REPO_ROOT/service" python -m drills --only 6 --env-file "$LAB_STATE_DIR/env" --out "$LAB_ARTIFACTS" || status=$?
   return "$status"
 }
 

@@ -24,10 +24,7 @@ source "$REPO_ROOT/scripts/lib/stack-down.sh"
 cd "$REPO_ROOT"
 
 # Hold the stack lock for the whole command, so nobody deploys underneath us.
-if [[ "${MINITWIT_STACK_LOCK_HELD:-}" != 1 ]]; then
-  # -o: the lock stays with flock itself, so no process started below (dockerd!) inherits it.
-  exec env MINITWIT_STACK_LOCK_HELD=1 flock -o -w 1800 /tmp/minitwit-stack.lock "$0" "$@"
-fi
+hold_lock MINITWIT_STACK_LOCK_HELD /tmp/minitwit-stack.lock "$0" "$@"
 
 # On exit: explain a failed `up` with the services' own words; tear down if asked.
 on_exit() {

@@ -3,15 +3,28 @@
 # e2e suite on both databases; static checks of the stack, observability, Ansible and workflow files.
 # Every stage runs and reports; the command fails if any stage failed. Missing tools are skipped with a
 # message, or fail under MINITWIT_STRICT=1 (as in CI).
+#
+#   scripts/test.sh                  every stage
+#   scripts/test.sh pytest e2e       only the named stages (CI runs them as parallel jobs)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 source scripts/lib/venv.sh
+
+STAGES=(lint pytest e2e check-stack check-observability check-ansible check-workflows)
+selected=("$@")
+for name in "${selected[@]}"; do
+  if [[ " ${STAGES[*]} " != *" $name "* ]]; then
+    echo "test.sh: unknown stage '$name'; the stages are: ${STAGES[*]}" >&2
+    exit 2
+  fi
+done
 ensure_venv requirements-dev.txt || exit 1
 
 failed=()
 stage() {
   local name=$1
   shift
+  if ((${#selected[@]})) && [[ " ${selected[*]} " != *" $name "* ]]; then return 0; fi
   echo "=== ${name}"
   if "$@"; then echo "=== ${name}: ok"; else echo "=== ${name}: FAILED"; failed+=("$name"); fi
 }
@@ -34,4 +47,4 @@ if [ "${#failed[@]}" -gt 0 ]; then
   echo "test.sh: FAILED stages: ${failed[*]}"
   exit 1
 fi
-echo "test.sh: every stage passed"
+echo "test.sh: passed: ${selected[*]:-every stage}"

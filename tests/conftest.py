@@ -11,8 +11,14 @@ file starts itself; without either the PostgreSQL runs are skipped, except under
 
 from __future__ import annotations
 
-import contextlib
 import os
+
+# prometheus_client picks its storage when first imported, and a container's
+# PROMETHEUS_MULTIPROC_DIR would switch it to files: drop it before the imports below load the app.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+os.environ.pop("prometheus_multiproc_dir", None)
+
+import contextlib
 import uuid
 
 import pytest
@@ -32,20 +38,10 @@ from helpers import migrate
 from helpers import postgres_bindir
 from helpers import register
 from helpers import test_config
+from minitwit.config import SETTINGS
 
 # The suite is hermetic: a developer's or container's MiniTwit settings must not leak in.
-# PROMETHEUS_MULTIPROC_DIR in particular switches prometheus_client to files at import.
-for _name in (
-    "MINITWIT_ENV",
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "SIMULATOR_AUTH",
-    "API_PREFIX",
-    "TRUSTED_PROXY_HOPS",
-    "SESSION_COOKIE_SECURE",
-    "PROMETHEUS_MULTIPROC_DIR",
-    "prometheus_multiproc_dir",
-):
+for _name in SETTINGS:
     os.environ.pop(_name, None)
     os.environ.pop(f"{_name}_FILE", None)
 

@@ -6,7 +6,6 @@ original MiniTwit tests: ``register(client, "foo", "default")``, ``api.post(...)
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
 import json as jsonlib
@@ -28,14 +27,15 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
+from minitwit.config import DEFAULT_SIMULATOR_AUTH
+from minitwit.config import basic_authorization
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERVICE_DIR = REPO_ROOT / "service"
 STRICT = os.environ.get("MINITWIT_STRICT") == "1"
 VENV_BIN = os.path.dirname(sys.executable)
 
-SIMULATOR_CREDENTIALS = "simulator:super_safe!"
-API_AUTH = {"Authorization": "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"}
+API_AUTH = {"Authorization": basic_authorization(DEFAULT_SIMULATOR_AUTH)}
 NOT_AUTHORIZED = {
     "status": 403,
     "error_msg": "You are not authorized to use this resource!",
@@ -464,7 +464,7 @@ def _libpq_url(url: str) -> str:
 
 def basic_auth(credentials: str) -> dict:
     """Authorization header for ``user:password``."""
-    return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+    return {"Authorization": basic_authorization(credentials)}
 
 
 # --- real processes: the flask CLI and gunicorn ----------------------------------------

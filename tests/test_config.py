@@ -1,5 +1,6 @@
 """Configuration from the environment: ``_FILE`` secrets, production guards, the proxy."""
 
+import ast
 import logging
 import os
 import runpy
@@ -11,23 +12,15 @@ from flask import request
 from helpers import REPO_ROOT
 from helpers import SERVICE_DIR
 from helpers import basic_auth
+from helpers import find_tool
 from helpers import insert_users
+from minitwit.config import DEFAULT_SIMULATOR_AUTH
 from minitwit.config import DEV_SECRET_KEY
+from minitwit.config import SETTINGS
 from minitwit.config import ConfigError
 from minitwit.config import engine_options
 from minitwit.config import normalise_database_url
 
-SETTINGS = [
-    "MINITWIT_ENV",
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "SIMULATOR_AUTH",
-    "API_PREFIX",
-    "TRUSTED_PROXY_HOPS",
-    "SESSION_COOKIE_SECURE",
-    "DB_POOL_SIZE",
-    "LOG_LEVEL",
-]
 GOOD_KEY = "a-long-random-production-secret-key"
 
 
@@ -53,6 +46,26 @@ def add_whoami(app):
 
 
 # --- reading settings --------------------------------------------------------------
+
+
+def names_read_by_config() -> set[str]:
+    """Every environment variable config.py reads, found in its source."""
+    tree = ast.parse((SERVICE_DIR / "minitwit" / "config.py").read_text())
+    readers = {"get", "read_setting", "int_setting"}
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", getattr(node.func, "id", None)) in readers
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
+def test_settings_names_every_variable_the_config_reads():
+    # The suite clears SETTINGS to stay hermetic: a variable missing there would leak in.
+    assert names_read_by_config() == set(SETTINGS)
 
 
 def test_development_defaults(app_factory):
@@ -147,7 +160,7 @@ def test_simulator_credentials_are_configurable(app_factory, monkeypatch):
     monkeypatch.setenv("SIMULATOR_AUTH", "bot:pw")
     client = app_factory().test_client()
     assert client.get("/api/msgs", headers=basic_auth("bot:pw")).status_code == 200
-    default = basic_auth("simulator:super_safe!")
+    default = basic_auth(DEFAULT_SIMULATOR_AUTH)
     assert client.get("/api/msgs", headers=default).status_code == 403
 
 
@@ -323,3 +336,35 @@ def test_health_reports_draining_while_the_drain_file_exists(app_factory, tmp_pa
     rv = client.get("/health")
     assert rv.status_code == 503
     assert rv.get_json() == {"status": "draining"}
+
+
+# --- the simulator's default credentials: one definition, read by shell and Ansible -----------
+
+
+def test_shell_reads_the_default_simulator_credentials_from_the_config():
+    script = f"source {REPO_ROOT}/scripts/lib/common.sh && simulator_default_auth"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    assert result.stdout == DEFAULT_SIMULATOR_AUTH + "\n"
+
+
+def test_the_stack_inventories_read_the_default_simulator_credentials_from_the_config(tmp_path):
+    # The ci and lab inventories deploy the stack the API suites and drills talk to. Each is copied
+    # to a tree shaped like the repository (the lab's hosts.yml only exists while a lab runs).
+    ansible = find_tool("ansible")
+    (tmp_path / "service").symlink_to(SERVICE_DIR)
+    for inventory in ("ci", "lab"):
+        directory = tmp_path / "ansible" / "inventories" / inventory
+        directory.mkdir(parents=True)
+        (directory / "group_vars").symlink_to(REPO_ROOT / "ansible" / "inventories" / inventory / "group_vars")
+        (directory / "hosts.yml").write_text("all:\n  hosts:\n    node:\n      ansible_connection: local\n")
+        result = subprocess.run(
+            [ansible, "node", "-i", str(directory / "hosts.yml"), "-m", "ansible.builtin.debug"]
+            + ["-a", "var=minitwit_simulator_auth"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "ANSIBLE_HOME": str(tmp_path / "home"), "ANSIBLE_NOCOLOR": "1"},
+            cwd=REPO_ROOT,
+        )
+        assert f"minitwit_simulator_auth: {DEFAULT_SIMULATOR_AUTH}" in result.stdout, result.stdout + result.stderr

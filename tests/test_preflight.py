@@ -49,7 +49,7 @@ def good_vault() -> dict:
     """Vault values the preflight must accept (generated the way docs/deployment.md says)."""
     return {
         "vault_minitwit_secret_key": secrets.token_urlsafe(48),
-        "vault_minitwit_simulator_auth": "simulator:super_safe!",
+        "vault_minitwit_simulator_auth": "simulator:" + secrets.token_urlsafe(16),
         "vault_minitwit_postgres_password": secrets.token_urlsafe(24),
         "vault_minitwit_grafana_admin_password": secrets.token_urlsafe(24),
         "vault_minitwit_traefik_dashboard_users": GOOD_USERS,

@@ -6,6 +6,21 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export REPO_ROOT
 
+# The simulator's default user:password, read from its one definition (minitwit.config).
+simulator_default_auth() {
+  sed -n 's/^DEFAULT_SIMULATOR_AUTH = "\(.*\)"$/\1/p' "$REPO_ROOT/service/minitwit/config.py"
+}
+
+# hold_lock <variable> <lock file> "$0" "$@": re-run the calling script under `flock` on the lock
+# file (waiting up to 30 min), unless <variable>=1 says a caller already holds it.
+hold_lock() {
+  local held="$1" lock="$2"
+  shift 2
+  [[ "${!held:-}" == 1 ]] && return 0
+  # -o: the lock stays with flock itself, so no process started below (dockerd!) inherits it.
+  exec env "$held=1" flock -o -w 1800 "$lock" "$@"
+}
+
 # Print a timestamped progress line on stderr.
 log() {
   printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2

@@ -103,10 +103,10 @@ lab_recap_unchanged() {
 # A second provision.yml and deploy.yml change nothing on any node.
 assert_idempotent() {
   local args
-  lab_playbook provision-2 provision.yml
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/provision-2.log" provision.yml
   lab_recap_unchanged provision-2
   mapfile -t args < <(lab_deploy_args)
-  lab_playbook deploy-2 deploy.yml "${args[@]}"
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/deploy-2.log" deploy.yml "${args[@]}"
   lab_recap_unchanged deploy-2
   lab_ok "second provision.yml and deploy.yml: changed=0 on every node"
 }

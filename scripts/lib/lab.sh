@@ -9,6 +9,8 @@ export MINITWIT_LAB_SUBNET="${MINITWIT_LAB_SUBNET:-10.78.0.0/24}"
 export MINITWIT_LAB_PREFIX="${MINITWIT_LAB_PREFIX:-minitwit-lab17-}"
 # shellcheck source=scripts/lib/testhost.sh
 source "$REPO_ROOT/scripts/lib/testhost.sh"
+# shellcheck source=scripts/lib/deploy.sh
+source "$REPO_ROOT/scripts/lib/deploy.sh"
 
 LAB_NODES="${LAB_NODES:-3}"
 LAB_STATE_DIR=/tmp/minitwit-lab17  # minitwit_ci_state_dir in the lab inventory
@@ -23,8 +25,6 @@ LAB_CHECKS=()
 # The images the lab's stack runs: every local image of the CI override (Grafana, Loki and Alloy
 # are at 0 replicas there), so a service added to stack/ci.yml reaches the nodes too.
 LAB_INFRA_IMAGES="$(awk '$1 == "image:" && $2 ~ /^local\// {print $2}' "$REPO_ROOT/stack/ci.yml" | sort -u | tr '\n' ' ')"
-export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
-export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 # lab_node <n>: container name of node n; lab_node_address <n>: its address (.11, .12, ...).
 lab_node() { printf '%snode%s\n' "$MINITWIT_LAB_PREFIX" "$1"; }
@@ -68,17 +68,13 @@ lab_write_inventory() {
   } >"$LAB_INVENTORY"
 }
 
-# Throwaway inputs (outside git): SSH key, Pebble's TLS material, the dashboard's htpasswd line.
+# Throwaway inputs (outside git): the operator's SSH key, and those every deployment needs.
 lab_prepare_state() {
-  mkdir -p "$LAB_STATE_DIR/secrets" "$LAB_STATE_DIR/logs" "$LAB_ARTIFACTS"
-  chmod 0700 "$LAB_STATE_DIR" "$LAB_STATE_DIR/secrets"
+  prepare_throwaway_inputs "$LAB_STATE_DIR"
+  mkdir -p "$LAB_ARTIFACTS"
+  chmod 0700 "$LAB_STATE_DIR"
   [[ -f "$LAB_STATE_DIR/deploy_ed25519" ]] ||
     ssh-keygen -q -t ed25519 -N "" -C minitwit-lab -f "$LAB_STATE_DIR/deploy_ed25519"
-  [[ -f "$LAB_STATE_DIR/pebble/ca.pem" ]] || docker/ci/pebble/make-certs.sh "$LAB_STATE_DIR/pebble" >/dev/null
-  if [[ ! -f "$LAB_STATE_DIR/secrets/traefik_dashboard_users" ]]; then
-    printf 'admin:%s\n' "$(openssl passwd -apr1 "$(openssl rand -hex 16)")" \
-      >"$LAB_STATE_DIR/secrets/traefik_dashboard_users"
-  fi
   # Users reach the site at the first manager's address (DNS would point there).
   grep -qF "$LAB_HOSTS_MARKER" /etc/hosts ||
     printf '%s %s %s\n' "$(lab_node_address 1)" "$LAB_DOMAIN" "$LAB_HOSTS_MARKER" >>/etc/hosts
@@ -86,29 +82,11 @@ lab_prepare_state() {
 
 # Build the images, and save those the stack runs into one archive for deploy.yml.
 lab_build_images() {
-  local output
-  output="$(scripts/build-images.sh)" || die "scripts/build-images.sh failed"
-  MINITWIT_IMAGE="$(printf '%s\n' "$output" | sed -n 's/^MINITWIT_IMAGE=//p' | tail -1)"
-  [[ -n "$MINITWIT_IMAGE" ]] || die "scripts/build-images.sh printed no MINITWIT_IMAGE"
-  export MINITWIT_IMAGE
+  build_images
   LAB_ARCHIVE="$LAB_STATE_DIR/images.tar"
   # shellcheck disable=SC2086  # a list of image names
   docker save --output "$LAB_ARCHIVE" "$MINITWIT_IMAGE" $LAB_INFRA_IMAGES
   log "image archive: $(du -h "$LAB_ARCHIVE" | cut -f1) ($MINITWIT_IMAGE $LAB_INFRA_IMAGES)"
-}
-
-# lab_playbook <log name> <playbook> [args]: the real playbook on the lab inventory.
-lab_playbook() {
-  local name="$1" playbook="$2" status=0
-  shift 2
-  log "ansible-playbook $playbook $* (log: $LAB_STATE_DIR/logs/$name.log)"
-  timeout 1500 ansible-playbook -i "$LAB_INVENTORY" "ansible/playbooks/$playbook" "$@" \
-    >"$LAB_STATE_DIR/logs/$name.log" 2>&1 || status=$?
-  sed -n '/PLAY RECAP/,$p' "$LAB_STATE_DIR/logs/$name.log" >&2
-  if ((status != 0)); then
-    grep -E -A12 '^(fatal|failed):' "$LAB_STATE_DIR/logs/$name.log" | tail -60 >&2 || true
-  fi
-  return "$status"
 }
 
 # The deploy arguments: the release and, with no registry, the archive deploy.yml loads on every node.
@@ -133,11 +111,11 @@ lab_up() {
   lab_write_inventory
   log "$LAB_NODES test hosts booted in $((SECONDS - t0)) s"
   t0=$SECONDS
-  lab_playbook provision-1 provision.yml
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/provision-1.log" provision.yml
   LAB_FIGURES["provision_s"]=$((SECONDS - t0))
   t0=$SECONDS
   mapfile -t args < <(lab_deploy_args)
-  lab_playbook deploy-1 deploy.yml "${args[@]}"
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/deploy-1.log" deploy.yml "${args[@]}"
   LAB_FIGURES["deploy_s"]=$((SECONDS - t0))
   lab_write_env
 }

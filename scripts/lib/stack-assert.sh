@@ -101,7 +101,8 @@ assert_dashboard_auth() {
 
 # Register a user and post messages through the simulator API (real writes through Traefik).
 post_through_api() {
-  local user="stacktest$$" auth="simulator:super_safe!" i status
+  local user="stacktest$$" auth i status
+  auth="$(simulator_default_auth)"
   status="$(https_curl -o /dev/null -w '%{http_code}' -u "$auth" -H 'Content-Type: application/json' \
     -d "{\"username\": \"$user\", \"email\": \"$user@example.org\", \"pwd\": \"pw-$user\"}" \
     "https://$STACK_DOMAIN/api/register?latest=1")"
@@ -116,7 +117,8 @@ post_through_api() {
 # A 5 MB body to the API (over the app's 64 KiB, under Traefik's body-limit of 10 MiB) gets the
 # app's 413 JSON through Traefik, not a reset connection; over 10 MiB, Traefik's own 413.
 assert_body_limits() {
-  local auth="simulator:super_safe!" url="https://$STACK_DOMAIN/api/msgs/stacktest$$" answer
+  local auth url="https://$STACK_DOMAIN/api/msgs/stacktest$$" answer
+  auth="$(simulator_default_auth)"
   answer="$(head -c 5000000 /dev/zero | tr '\0' x | https_curl -u "$auth" -H 'Content-Type: application/json' \
     --data-binary @- -w ' %{http_code}' "$url")" || die "a 5 MB POST through Traefik failed: $answer"
   [[ "$answer" == '{"error_msg":"The request body is too large.","status":413}'*' 413' ]] ||

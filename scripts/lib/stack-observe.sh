@@ -97,7 +97,7 @@ print(min(at) if at else "")')"
 
 # A second run of the whole site.yml (provision + deploy) changes nothing.
 assert_idempotent() {
-  run_playbook site-2 site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
+  run_playbook "$STACK_INVENTORY" "$STACK_STATE_DIR/logs/site-2.log" site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
   local recap
   recap="$(grep -E '^ci-node +:' "$STACK_STATE_DIR/logs/site-2.log")"
   [[ "$recap" =~ changed=0\  && "$recap" =~ failed=0\  ]] || {

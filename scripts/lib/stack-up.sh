@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `scripts/stack-test.sh up`: engine, inputs, images, deployment through Ansible.
 # Sourced by scripts/stack-test.sh (needs lib/common.sh).
+# shellcheck source=scripts/lib/deploy.sh
+source "$REPO_ROOT/scripts/lib/deploy.sh"
 
 STACK_STATE_DIR=/tmp/minitwit-stack
 STACK_ENV_FILE="$STACK_STATE_DIR/env"
@@ -10,9 +12,6 @@ STACK_HOSTS_MARKER="# minitwit-stack-test"
 STACK_INVENTORY=ansible/inventories/ci/hosts.yml
 # Firewall and sshd changes must never run against the CI machine itself.
 STACK_SKIP_TAGS=firewall,sshd
-# The Docker CLI first on PATH must be a recent one (docker_stack uses --detach=false).
-export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
-export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 # Install what is missing of Debian's docker.io and the tools the assertions use.
 ensure_packages() {
@@ -42,17 +41,9 @@ ensure_engine() {
 
 # Remember what `down` must undo, and make the per-run inputs (outside git).
 prepare_state() {
-  mkdir -p "$STACK_STATE_DIR/secrets" "$STACK_STATE_DIR/logs"
-  chmod 0700 "$STACK_STATE_DIR/secrets"
+  prepare_throwaway_inputs "$STACK_STATE_DIR"
   if [[ "$(docker info --format '{{.Swarm.LocalNodeState}}')" == inactive ]]; then
     touch "$STACK_STATE_DIR/swarm-created-here"
-  fi
-  [[ -f "$STACK_STATE_DIR/pebble/ca.pem" ]] || docker/ci/pebble/make-certs.sh "$STACK_STATE_DIR/pebble" >/dev/null
-  if [[ ! -f "$STACK_STATE_DIR/secrets/traefik_dashboard_users" ]]; then
-    local password
-    password="$(openssl rand -hex 16)"
-    printf '%s\n' "$password" >"$STACK_STATE_DIR/secrets/traefik_dashboard_password"
-    printf 'admin:%s\n' "$(openssl passwd -apr1 "$password")" >"$STACK_STATE_DIR/secrets/traefik_dashboard_users"
   fi
   add_hosts_line
 }
@@ -62,31 +53,6 @@ add_hosts_line() {
   grep -qF "$STACK_HOSTS_MARKER" /etc/hosts && return
   printf '127.0.0.1 %s grafana.%s traefik.%s %s\n' "$STACK_DOMAIN" "$STACK_DOMAIN" "$STACK_DOMAIN" \
     "$STACK_HOSTS_MARKER" >>/etc/hosts
-}
-
-# Build every image locally; sets MINITWIT_IMAGE.
-build_images() {
-  local output
-  output="$(scripts/build-images.sh)" || die "scripts/build-images.sh failed"
-  printf '%s\n' "$output" >&2
-  MINITWIT_IMAGE="$(printf '%s\n' "$output" | sed -n 's/^MINITWIT_IMAGE=//p' | tail -1)"
-  [[ -n "$MINITWIT_IMAGE" ]] || die "scripts/build-images.sh printed no MINITWIT_IMAGE"
-  export MINITWIT_IMAGE
-}
-
-# run_playbook <log name> <playbook> [args]: the real playbook on the CI inventory.
-run_playbook() {
-  local name="$1" playbook="$2"
-  shift 2
-  log "ansible-playbook $playbook $* (log: $STACK_STATE_DIR/logs/$name.log)"
-  local status=0
-  timeout 1200 ansible-playbook -i "$STACK_INVENTORY" "ansible/playbooks/$playbook" "$@" \
-    >"$STACK_STATE_DIR/logs/$name.log" 2>&1 || status=$?
-  sed -n '/PLAY RECAP/,$p' "$STACK_STATE_DIR/logs/$name.log" >&2
-  if ((status != 0)); then
-    grep -E -A12 '^(fatal|failed):' "$STACK_STATE_DIR/logs/$name.log" | tail -60 >&2 || true
-  fi
-  return "$status"
 }
 
 # The values drills, benchmarks and people need to use the running stack.
@@ -102,7 +68,7 @@ MINITWIT_RESOLVE=$STACK_DOMAIN:443:127.0.0.1
 MINITWIT_IMAGE=$MINITWIT_IMAGE
 MINITWIT_IMAGE_VAR=minitwit_image
 MINITWIT_INVENTORY=$STACK_INVENTORY
-MINITWIT_SIMULATOR_AUTH='simulator:super_safe!'
+MINITWIT_SIMULATOR_AUTH='$(simulator_default_auth)'
 MINITWIT_BACKUP_DIR=$STACK_STATE_DIR/backups
 TRAEFIK_DASHBOARD_URL=https://traefik.$STACK_DOMAIN/dashboard/
 TRAEFIK_DASHBOARD_USER=admin
@@ -118,7 +84,7 @@ stack_up() {
   build_images
   log "images built in $((SECONDS - t0)) s"
   t0=$SECONDS
-  run_playbook site-1 site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
+  run_playbook "$STACK_INVENTORY" "$STACK_STATE_DIR/logs/site-1.log" site.yml --skip-tags "$STACK_SKIP_TAGS" -e "minitwit_image=$MINITWIT_IMAGE"
   log "first site.yml run (provision + deploy + /ready check) took $((SECONDS - t0)) s"
   write_env_file
 }

@@ -4,13 +4,36 @@ Every secret can also be given as ``<NAME>_FILE``: the path of a file holding th
 value, which is how Docker secrets arrive (``/run/secrets/<name>``).
 """
 
+import base64
 import os
 from pathlib import Path
 from typing import Any
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+# The course simulator's published user:password, defined here only: tests, e2e, bench and drills
+# import it; scripts/lib/common.sh and the ci and lab inventories read this line (keep its form).
 DEFAULT_SIMULATOR_AUTH = "simulator:super_safe!"
 ENVIRONMENTS = ("development", "testing", "production")
+# Every environment variable load_config reads (a secret also as <NAME>_FILE). The tests clear
+# them all, so a developer's or container's settings never leak into the suite.
+SETTINGS = (
+    "MINITWIT_ENV",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "SIMULATOR_AUTH",
+    "API_PREFIX",
+    "API_MAX_NO",
+    "APP_VERSION",
+    "LOG_LEVEL",
+    "DRAIN_FILE",
+    "TRUSTED_PROXY_HOPS",
+    "SESSION_COOKIE_SECURE",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "DB_POOL_TIMEOUT",
+    "DB_POOL_PRE_PING",
+    "DB_CONNECT_TIMEOUT",
+)
 
 
 class ConfigError(RuntimeError):
@@ -26,6 +49,11 @@ def read_setting(name: str, default: str | None = None) -> str | None:
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path} cannot be read: {exc}") from exc
     return os.environ.get(name, default)
+
+
+def basic_authorization(credentials: str) -> str:
+    """The HTTP Basic ``Authorization`` value carrying ``user:password`` (what the simulator sends)."""
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 def int_setting(name: str, default: int) -> int:
