@@ -71,6 +71,11 @@ def on_starting(server):
     os.makedirs(directory, exist_ok=True)
 
 
+def on_exit(server):
+    """Leave no metrics directory behind: every local run (tests, benchmarks) names a new one."""
+    shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
 def when_ready(server):
     """Serve all workers' metrics from the master on their own, unpublished port."""
     GunicornPrometheusMetrics.start_http_server_when_ready(metrics_port, host)
