@@ -1,0 +1,18 @@
+"""Skip a check whose tool is missing, or fail it when ``MINITWIT_STRICT=1`` demands every check."""
+
+import os
+
+STRICT = os.environ.get("MINITWIT_STRICT") == "1"
+
+
+class Unavailable(RuntimeError):
+    """A tool or service a check needs is missing: a skip locally, a failure under MINITWIT_STRICT=1."""
+
+
+def skip_or_fail(reason: str):
+    """Skip the running pytest test with a clear reason, or fail it under MINITWIT_STRICT=1 (CI)."""
+    import pytest  # only pytest callers get here; bench and drills report Unavailable themselves
+
+    if STRICT:
+        pytest.fail(f"{reason} (MINITWIT_STRICT=1)", pytrace=False)
+    pytest.skip(f"SKIPPED: {reason}")
