@@ -9,7 +9,6 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 import pytest
-from helpers import STRICT
 
 from bench.client import build_request
 from bench.client import fetch
@@ -35,6 +34,7 @@ from bench.scheduler import Scheduler
 from bench.stats import during_registers
 from bench.stats import latency_summary
 from bench.stats import percentile
+from testkit.skip import STRICT
 
 
 @pytest.fixture(scope="module")

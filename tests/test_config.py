@@ -8,14 +8,15 @@ import sys
 
 import pytest
 from flask import request
-from helpers import REPO_ROOT
-from helpers import SERVICE_DIR
-from helpers import basic_auth
-from helpers import insert_users
+from helpers.api import basic_auth
+from helpers.data import insert_users
 from minitwit.config import DEV_SECRET_KEY
 from minitwit.config import ConfigError
 from minitwit.config import engine_options
 from minitwit.config import normalise_database_url
+
+from testkit import REPO_ROOT
+from testkit import SERVICE_DIR
 
 SETTINGS = [
     "MINITWIT_ENV",

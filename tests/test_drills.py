@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from helpers import sql
+from helpers.data import sql
 from werkzeug.serving import make_server
 
 from drills import report
