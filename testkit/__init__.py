@@ -1,9 +1,9 @@
-"""Local test infrastructure shared by tests/, e2e/, bench/ and drills/.
+"""Local test infrastructure shared by tests/, e2e/ and bench/ (drills/ drives the Swarm stack, not local servers).
 
 What a check needs to run the real things on this machine, written once:
 
-- ``skip``: ``STRICT``, ``Unavailable`` and ``skip_or_fail`` (a missing tool skips, or fails
-  under ``MINITWIT_STRICT=1`` as in CI);
+- ``skip``: ``STRICT``, ``Unavailable``, ``skip_or_fail`` (pytest) and ``skipped_exit_status``
+  (command-line tools): a missing tool skips, or fails under ``MINITWIT_STRICT=1`` as in CI;
 - ``ports``: ``free_port`` on 127.0.0.1;
 - ``processes``: run a server program for a block and stop it with the one stop policy;
 - ``postgres``: a throwaway PostgreSQL cluster and databases in it;
