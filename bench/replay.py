@@ -35,6 +35,8 @@ from bench.scenario import load_actions
 from bench.scenario import request_for
 from bench.scheduler import Scheduler
 from bench.stats import summarize
+from testkit.skip import Unavailable
+from testkit.skip import skipped_exit_status
 
 
 def replay_jobs(target: Target, actions) -> list[Job]:
@@ -203,9 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 probe = CpuProbe({"app": stack.app_pid, "postgres": stack.postgres_pid})
                 result = bench(args, stack.base_url + "/api", stack.database_url, probe)
                 result["meta"]["server_env"] = {k: os.environ[k] for k in local.TUNABLES if k in os.environ}
-    except local.Unavailable as exc:
-        print(f"SKIPPED: {exc}", file=sys.stderr)
-        return 1 if local.STRICT else 0
+    except Unavailable as missing:
+        return skipped_exit_status(missing)
     print(render(result))
     write_json(result, args.json)
     print(f"\nJSON: {args.json}")

@@ -24,6 +24,8 @@ from bench.report import latency_table
 from bench.report import write_json
 from bench.scenario import AUTHORIZATION
 from bench.stats import latency_summary
+from testkit.skip import Unavailable
+from testkit.skip import skipped_exit_status
 
 
 class Browser:
@@ -150,9 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         result = run(args)
-    except local.Unavailable as exc:
-        print(f"SKIPPED: {exc}", file=sys.stderr)
-        return 1 if local.STRICT else 0
+    except Unavailable as missing:
+        return skipped_exit_status(missing)
     ratio = result["p99_ratios"]
     sizes = sorted(result["sizes"])
     print(f"p99 at {sizes[-1]} / p99 at {sizes[0]} messages: " + _ratios(ratio, "largest_vs_smallest"))

@@ -13,11 +13,12 @@ import pytest
 from playwright.sync_api import BrowserContext
 from playwright.sync_api import Route
 
-from e2e.live_app import REPO
-from e2e.live_app import Unavailable
 from e2e.live_app import local_app
 from e2e.tls import check_tls_against_bundle
 from e2e.tls import nss_home_trusting
+from testkit import REPO_ROOT
+from testkit.skip import Unavailable
+from testkit.skip import skip_or_fail
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where Chromium refuses its sandbox
@@ -40,13 +41,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "allow_http_errors(*codes): expected HTTP error codes")
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip the run with a clear message, or fail it when MINITWIT_STRICT=1 (CI)."""
-    if os.environ.get("MINITWIT_STRICT") == "1":
-        pytest.fail(f"MINITWIT_STRICT=1 and e2e cannot run: {reason}", pytrace=False)
-    pytest.skip(f"SKIPPED: {reason}")
-
-
 @pytest.fixture(scope="session")
 def e2e_label() -> str:
     """Name of this run: the database kind locally, "remote" against E2E_BASE_URL."""
@@ -56,7 +50,7 @@ def e2e_label() -> str:
 @pytest.fixture(scope="session")
 def artifacts_dir(e2e_label: str) -> Path:
     """artifacts/e2e/<label>/: screenshots and the app log of this run."""
-    path = REPO / "artifacts" / "e2e" / e2e_label
+    path = REPO_ROOT / "artifacts" / "e2e" / e2e_label
     (path / "screenshots").mkdir(parents=True, exist_ok=True)
     return path
 
@@ -74,7 +68,7 @@ def base_url(e2e_label: str, artifacts_dir: Path):
         with local_app(e2e_label, artifacts_dir) as url:
             yield url
     except Unavailable as missing:
-        skip_or_fail(str(missing))
+        skip_or_fail(f"e2e cannot run: {missing}")
 
 
 @pytest.fixture(scope="session")

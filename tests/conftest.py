@@ -23,22 +23,23 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from helpers import STRICT
-from helpers import FlaskApi
-from helpers import HttpApi
-from helpers import ThrowawayPostgres
-from helpers import create_pg_database
-from helpers import dispose
-from helpers import drop_pg_database
-from helpers import insert_users
-from helpers import login
-from helpers import logout
-from helpers import make_app
-from helpers import migrate
-from helpers import postgres_bindir
-from helpers import register
-from helpers import test_config
+from helpers.api import FlaskApi
+from helpers.api import HttpApi
+from helpers.app import dispose
+from helpers.app import make_app
+from helpers.app import migrate
+from helpers.app import test_config
+from helpers.data import insert_users
+from helpers.ui import login
+from helpers.ui import logout
+from helpers.ui import register
 from minitwit.config import SETTINGS
+
+from testkit.postgres import ThrowawayPostgres
+from testkit.postgres import create_pg_database
+from testkit.postgres import drop_pg_database
+from testkit.skip import Unavailable
+from testkit.skip import skip_or_fail
 
 # The suite is hermetic: a developer's or container's MiniTwit settings must not leak in.
 for _name in SETTINGS:
@@ -52,7 +53,6 @@ LIVE_API_URL = os.environ.get("MINITWIT_API_URL")
 # --- databases ------------------------------------------------------------------------
 
 POSTGRES_STATUS = ["PostgreSQL: not needed by the selected tests"]
-NO_POSTGRES = "no TEST_DATABASE_URL and no initdb/pg_ctl (install postgresql, or set TEST_DATABASE_URL)"
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +65,13 @@ def postgres_server():
         POSTGRES_STATUS[0] = "PostgreSQL: TEST_DATABASE_URL"
         yield normalise_database_url(url)
         return
-    bindir = postgres_bindir()
-    if bindir is None:
-        POSTGRES_STATUS[0] = f"PostgreSQL run SKIPPED: {NO_POSTGRES}"
-        if STRICT:
-            pytest.fail(f"MINITWIT_STRICT=1 requires PostgreSQL: {NO_POSTGRES}", pytrace=False)
-        pytest.skip(f"SKIPPED: PostgreSQL run skipped: {NO_POSTGRES}")
-    server = ThrowawayPostgres(bindir).start()
-    POSTGRES_STATUS[0] = f"PostgreSQL: throwaway server from {bindir} on 127.0.0.1:{server.port}"
+    try:
+        server = ThrowawayPostgres().start()
+    except Unavailable as missing:
+        reason = f"no TEST_DATABASE_URL and {missing}"
+        POSTGRES_STATUS[0] = f"PostgreSQL run SKIPPED: {reason}"
+        skip_or_fail(f"PostgreSQL run skipped: {reason}")
+    POSTGRES_STATUS[0] = f"PostgreSQL: throwaway server from {server.bindir} on 127.0.0.1:{server.port}"
     yield server.url
     server.stop()
 

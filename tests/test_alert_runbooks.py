@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 
-from helpers import REPO_ROOT
-
 # The rule files and YAML reader of the observability checks.
 from test_observability import RULE_FILES
 from test_observability import load_yaml
+
+from testkit import REPO_ROOT
 
 INFRASTRUCTURE_RULES = REPO_ROOT / "stack" / "prometheus" / "rules" / "infrastructure.yml"
 OBSERVABILITY_DOC = REPO_ROOT / "docs" / "observability.md"

@@ -17,12 +17,12 @@ import urllib.request
 from email.message import EmailMessage
 
 import pytest
-from helpers import REPO_ROOT
-from helpers import free_port
-from helpers import running
-from helpers import wait_until
+from helpers.programs import wait_until
 
 from drills import alerts
+from testkit import REPO_ROOT
+from testkit.ports import free_port
+from testkit.processes import running
 
 SINK = REPO_ROOT / "stack" / "alertmanager" / "ci_sink.py"
 

@@ -10,16 +10,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ARGON2ID
-from helpers import NOT_AUTHORIZED
-from helpers import FlaskApi
-from helpers import api_follow
-from helpers import api_post
-from helpers import api_register
-from helpers import basic_auth
-from helpers import insert_messages
-from helpers import insert_users
-from helpers import sql
+from helpers.api import NOT_AUTHORIZED
+from helpers.api import FlaskApi
+from helpers.api import api_follow
+from helpers.api import api_post
+from helpers.api import api_register
+from helpers.api import basic_auth
+from helpers.data import ARGON2ID
+from helpers.data import insert_messages
+from helpers.data import insert_users
+from helpers.data import sql
 from minitwit.config import DEFAULT_SIMULATOR_AUTH
 from minitwit.config import basic_authorization
 

@@ -12,11 +12,11 @@
 import uuid
 
 import pytest
-from helpers import add_message
-from helpers import login
-from helpers import logout
-from helpers import register
-from helpers import register_and_login
+from helpers.ui import add_message
+from helpers.ui import login
+from helpers.ui import logout
+from helpers.ui import register
+from helpers.ui import register_and_login
 
 RUN = uuid.uuid4().hex[:8]
 

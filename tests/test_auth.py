@@ -6,11 +6,11 @@ import re
 import pytest
 from argon2 import PasswordHasher
 from argon2 import Type
-from helpers import ARGON2ID
-from helpers import cached_hash
-from helpers import insert_users
-from helpers import register
-from helpers import sql
+from helpers.data import ARGON2ID
+from helpers.data import cached_hash
+from helpers.data import insert_users
+from helpers.data import sql
+from helpers.ui import register
 from werkzeug.security import generate_password_hash
 
 

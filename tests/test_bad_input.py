@@ -5,9 +5,9 @@ Runs on SQLite and PostgreSQL, whose drivers differ exactly where bad input bite
 """
 
 import pytest
-from helpers import api_register
-from helpers import insert_users
-from helpers import sql
+from helpers.api import api_register
+from helpers.data import insert_users
+from helpers.data import sql
 
 MAX_USERNAME = 64
 MAX_MESSAGE = 1000

@@ -12,8 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 import pytest
-from helpers import STRICT
-from helpers import find_tool
+from helpers.programs import find_tool
 
 from bench.client import build_request
 from bench.client import dechunk
@@ -42,6 +41,7 @@ from bench.scheduler import Scheduler
 from bench.stats import during_registers
 from bench.stats import latency_summary
 from bench.stats import percentile
+from testkit.skip import STRICT
 
 
 @pytest.fixture(scope="module")

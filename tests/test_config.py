@@ -9,17 +9,18 @@ import sys
 
 import pytest
 from flask import request
-from helpers import REPO_ROOT
-from helpers import SERVICE_DIR
-from helpers import basic_auth
-from helpers import find_tool
-from helpers import insert_users
+from helpers.api import basic_auth
+from helpers.data import insert_users
+from helpers.programs import find_tool
 from minitwit.config import DEFAULT_SIMULATOR_AUTH
 from minitwit.config import DEV_SECRET_KEY
 from minitwit.config import SETTINGS
 from minitwit.config import ConfigError
 from minitwit.config import engine_options
 from minitwit.config import normalise_database_url
+
+from testkit import REPO_ROOT
+from testkit import SERVICE_DIR
 
 GOOD_KEY = "a-long-random-production-secret-key"
 

@@ -7,12 +7,12 @@ import html
 
 import pytest
 import requests
-from helpers import API_AUTH
-from helpers import gunicorn_server
-from helpers import insert_users
-from helpers import run_flask
-from helpers import sql
+from helpers.api import API_AUTH
+from helpers.data import insert_users
+from helpers.data import sql
 from prometheus_client import REGISTRY
+
+from testkit.app import gunicorn_server
 
 OWN = "http://localhost"
 REFUSED_TEXT = "came from another web site"
@@ -141,7 +141,6 @@ def server(tmp_path_factory):
     """The real gunicorn on a fresh SQLite database."""
     root = tmp_path_factory.mktemp("csrf")
     database_url = f"sqlite:///{root / 'minitwit.db'}"
-    run_flask(database_url, "migrate")
     with gunicorn_server(root, database_url, WEB_CONCURRENCY="1", GUNICORN_THREADS="2") as server:
         yield server
 

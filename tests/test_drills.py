@@ -10,7 +10,7 @@ import json
 import threading
 
 import pytest
-from helpers import sql
+from helpers.data import sql
 from werkzeug.serving import make_server
 
 from bench.client import Response

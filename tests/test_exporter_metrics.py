@@ -21,16 +21,10 @@ import json
 import re
 
 import pytest
-from helpers import REPO_ROOT
-from helpers import ThrowawayPostgres
-from helpers import find_tool
-from helpers import free_port
-from helpers import http_get
-from helpers import postgres_bindir
-from helpers import prometheus_command
-from helpers import running
-from helpers import unavailable
-from helpers import wait_until
+from helpers.programs import find_tool
+from helpers.programs import http_get
+from helpers.programs import prometheus_command
+from helpers.programs import wait_until
 
 # The PromQL reading helpers live with the app/Traefik checks they were written for.
 from test_observability import DASHBOARDS
@@ -43,6 +37,13 @@ from test_observability import load_yaml
 from test_observability import metric_names
 from test_observability import panels
 from test_observability import prometheus_query
+
+from testkit import REPO_ROOT
+from testkit.ports import free_port
+from testkit.postgres import ThrowawayPostgres
+from testkit.processes import running
+from testkit.skip import Unavailable
+from testkit.skip import skip_or_fail
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -79,10 +80,10 @@ def node_exporter(tmp_path_factory):
 @pytest.fixture(scope="module")
 def monitored_postgres():
     """A PostgreSQL of its own (the test fills its connections) with a pg_monitor role."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        unavailable("PostgreSQL (initdb, pg_ctl) not installed")
-    server = ThrowawayPostgres(bindir, max_connections=MAX_CONNECTIONS).start()
+    try:
+        server = ThrowawayPostgres(max_connections=MAX_CONNECTIONS).start()
+    except Unavailable as missing:
+        skip_or_fail(str(missing))
     try:
         with psycopg.connect(admin_dsn(server), autocommit=True) as admin:
             # The stack's monitoring role: may read statistics, nothing else.

@@ -7,15 +7,14 @@ database on SQLite and PostgreSQL; then two real gunicorn processes do the same.
 import json
 
 import pytest
-from helpers import API_AUTH
-from helpers import FlaskApi
-from helpers import create_pg_database
-from helpers import dispose
-from helpers import drop_pg_database
-from helpers import gunicorn_server
-from helpers import http
-from helpers import make_app
-from helpers import run_flask
+from helpers.api import API_AUTH
+from helpers.api import FlaskApi
+from helpers.app import dispose
+from helpers.app import make_app
+from helpers.programs import http
+
+from testkit.app import gunicorn_server
+from testkit.postgres import pg_database
 
 
 @pytest.fixture
@@ -58,11 +57,9 @@ def test_failed_requests_on_one_instance_are_seen_by_the_other(replicas):
 
 @pytest.fixture
 def shared_postgres(postgres_server):
-    """A migrated PostgreSQL database of its own, dropped afterwards."""
-    database_url = create_pg_database(postgres_server, "latest_shared")
-    run_flask(database_url, "migrate")
-    yield database_url
-    drop_pg_database(postgres_server, "latest_shared")
+    """An empty PostgreSQL database of its own (the servers migrate it), dropped afterwards."""
+    with pg_database(postgres_server, "latest_shared") as database_url:
+        yield database_url
 
 
 def test_two_gunicorn_processes_share_latest(shared_postgres, tmp_path):

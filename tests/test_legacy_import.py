@@ -11,15 +11,16 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ARGON2ID
-from helpers import REPO_ROOT
-from helpers import SERVICE_DIR
-from helpers import FlaskApi
-from helpers import api_register
-from helpers import invoke
-from helpers import login
-from helpers import sql
+from helpers.api import FlaskApi
+from helpers.api import api_register
+from helpers.app import invoke
+from helpers.data import ARGON2ID
+from helpers.data import sql
+from helpers.ui import login
 from werkzeug.security import generate_password_hash
+
+from testkit import REPO_ROOT
+from testkit import SERVICE_DIR
 
 # The course's schema.sql (the Flask original lacks ``flagged``).
 SCHEMA = """

@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from helpers import REPO_ROOT
-from helpers import SERVICE_DIR
-from helpers import dispose
-from helpers import invoke
-from helpers import make_app
+from helpers.app import dispose
+from helpers.app import invoke
+from helpers.app import make_app
+
+from testkit import REPO_ROOT
+from testkit import SERVICE_DIR
 
 TABLES = {"user", "follower", "message", "latest"}
 

@@ -20,19 +20,21 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import REPO_ROOT
-from helpers import HttpApi
-from helpers import api_follow
-from helpers import api_post
-from helpers import api_register
-from helpers import find_tool
-from helpers import free_port
-from helpers import http_get
-from helpers import prometheus_command
-from helpers import run_checked
-from helpers import running
-from helpers import unavailable
-from helpers import wait_until
+from helpers.api import HttpApi
+from helpers.api import api_follow
+from helpers.api import api_post
+from helpers.api import api_register
+from helpers.programs import find_tool
+from helpers.programs import http_get
+from helpers.programs import prometheus_command
+from helpers.programs import run_checked
+from helpers.programs import wait_until
+
+from testkit import REPO_ROOT
+from testkit.app import gunicorn_server
+from testkit.ports import free_port
+from testkit.processes import running
+from testkit.skip import skip_or_fail
 
 yaml = pytest.importorskip("yaml")
 
@@ -127,24 +129,8 @@ def grafana_to_promql(expr: str) -> str:
 def app_server(tmp_path_factory):
     """The real app under gunicorn on loopback ports, with some API traffic behind it."""
     tmp = tmp_path_factory.mktemp("obs-app")
-    port, metrics_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT / "service"),
-        "PORT": str(port),
-        "METRICS_PORT": str(metrics_port),
-        "DATABASE_URL": f"sqlite:///{tmp}/t.db",
-        "WEB_CONCURRENCY": "2",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the CLI must not use gunicorn's metrics mode
-    run_checked([find_tool("flask"), "--app", "minitwit", "migrate"], env=env)
-    gunicorn = [find_tool("gunicorn"), "-c", "service/gunicorn.conf.py", "minitwit:create_app()"]
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "multiproc")
-    with running(gunicorn, tmp / "gunicorn.log", env):
-        base = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: http_get(f"http://127.0.0.1:{metrics_port}/metrics"), "app metrics", log=tmp / "gunicorn.log"
-        )
+    with gunicorn_server(tmp, f"sqlite:///{tmp}/t.db", WEB_CONCURRENCY="2") as server:
+        base = server.url
         api = HttpApi(base + "/api")
         for name in ("obs_alice", "obs_bob"):
             api_register(api, name)
@@ -154,13 +140,13 @@ def app_server(tmp_path_factory):
         for path in ("/public", "/api/latest", "/no-such-user-page/x"):
             with contextlib.suppress(urllib.error.HTTPError):
                 http_get(base + path)
-        yield {"port": port, "metrics_port": metrics_port}
+        yield server
 
 
 @pytest.fixture(scope="module")
 def app_metrics(app_server):
     """The app's metrics exposition after the traffic above."""
-    return http_get(f"http://127.0.0.1:{app_server['metrics_port']}/metrics")
+    return http_get(app_server.metrics_url)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +175,7 @@ def traefik_server(app_server, tmp_path_factory):
     dynamic = {
         "http": {
             "routers": {"app": {"rule": "PathPrefix(`/`)", "service": "app", "entryPoints": ["web"]}},
-            "services": {"app": {"loadBalancer": {"servers": [{"url": f"http://127.0.0.1:{app_server['port']}"}]}}},
+            "services": {"app": {"loadBalancer": {"servers": [{"url": app_server.url}]}}},
         },
         "tls": {"certificates": [{"certFile": str(tmp / "cert.pem"), "keyFile": str(tmp / "key.pem")}]},
     }
@@ -256,7 +242,7 @@ def prometheus(app_server, traefik_server, exporters, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("obs-prometheus")
     port = free_port()
     local = {
-        "minitwit": app_server["metrics_port"],
+        "minitwit": urllib.parse.urlsplit(app_server.metrics_url).port,
         "traefik": traefik_server["metrics_port"],
         "prometheus": port,
         **exporters,
@@ -511,7 +497,7 @@ def test_alloy_turns_level_into_structured_metadata_not_a_label():
 def stack():
     """stack/minitwit.yml, written by the stack work; until it exists, these tests skip."""
     if not STACK_YML.exists():
-        unavailable("stack/minitwit.yml does not exist yet")
+        skip_or_fail("stack/minitwit.yml does not exist yet")
     return load_yaml(STACK_YML)
 
 

@@ -12,23 +12,24 @@ from datetime import datetime
 
 import psycopg
 import pytest
-from helpers import API_AUTH
-from helpers import STRICT
-from helpers import ThrowawayPostgres
-from helpers import api_follow
-from helpers import api_post
-from helpers import api_register
-from helpers import create_pg_database
-from helpers import dispose
-from helpers import free_port
-from helpers import gunicorn_server
-from helpers import http
-from helpers import make_app
-from helpers import postgres_bindir
-from helpers import run_flask
-from helpers import terminate_backends
+from helpers.api import API_AUTH
+from helpers.api import api_follow
+from helpers.api import api_post
+from helpers.api import api_register
+from helpers.app import dispose
+from helpers.app import make_app
+from helpers.programs import http
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+
+from testkit.app import gunicorn_server
+from testkit.app import run_flask
+from testkit.ports import free_port
+from testkit.postgres import ThrowawayPostgres
+from testkit.postgres import create_pg_database
+from testkit.postgres import terminate_backends
+from testkit.skip import Unavailable
+from testkit.skip import skip_or_fail
 
 REQUEST_FIELDS = {
     "time",
@@ -178,13 +179,10 @@ def test_database_outage_is_503_never_500(unreachable_app):
 @pytest.fixture
 def own_postgres():
     """A private PostgreSQL server this test may stop and start; yields (server, db URL)."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        reason = "no initdb/pg_ctl for a private PostgreSQL server (install postgresql)"
-        if STRICT:
-            pytest.fail(f"MINITWIT_STRICT=1 requires PostgreSQL: {reason}", pytrace=False)
-        pytest.skip(f"SKIPPED: {reason}")
-    server = ThrowawayPostgres(bindir).start()
+    try:
+        server = ThrowawayPostgres().start()
+    except Unavailable as missing:
+        skip_or_fail(str(missing))
     try:
         url = create_pg_database(server.url, "outage")
         run_flask(url, "migrate")
@@ -298,7 +296,6 @@ def gunicorn(tmp_path_factory):
     """A real gunicorn (2 workers) on free ports; yields (app_url, metrics_url, log_path)."""
     root = tmp_path_factory.mktemp("gunicorn")
     database_url = f"sqlite:///{root / 'minitwit.db'}"
-    run_flask(database_url, "migrate")
     env = {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2", "APP_VERSION": "test-1.2.3"}
     with gunicorn_server(root, database_url, **env) as server:
         yield server

@@ -11,12 +11,13 @@ import threading
 import time
 
 import pytest
-from helpers import ARGON2ID
-from helpers import SERVICE_DIR
-from helpers import insert_users
-from helpers import sql
+from helpers.data import ARGON2ID
+from helpers.data import insert_users
+from helpers.data import sql
 from minitwit import passwords
 from werkzeug.security import generate_password_hash
+
+from testkit import SERVICE_DIR
 
 
 def test_new_hash_uses_owasp_argon2id_parameters():

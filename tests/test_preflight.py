@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO_ROOT
-from helpers import find_tool
+from helpers.programs import find_tool
+
+from testkit import REPO_ROOT
 
 PRODUCTION = REPO_ROOT / "ansible" / "inventories" / "production"
 PLAYBOOKS = REPO_ROOT / "ansible" / "playbooks"

@@ -7,12 +7,12 @@ import json
 
 import pytest
 from conftest import fresh_app
-from helpers import API_AUTH
-from helpers import cached_hash
-from helpers import insert_messages
-from helpers import insert_users
-from helpers import login
-from helpers import sql
+from helpers.api import API_AUTH
+from helpers.data import cached_hash
+from helpers.data import insert_messages
+from helpers.data import insert_users
+from helpers.data import sql
+from helpers.ui import login
 from sqlalchemy import event
 
 READS = {

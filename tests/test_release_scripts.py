@@ -8,13 +8,13 @@ stores rulesets in a JSON file and behaves like the REST endpoints it calls.
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from helpers.programs import find_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -230,10 +230,7 @@ else:
 @pytest.fixture
 def fake_gh(tmp_path: Path) -> dict:
     """PATH and env for a fake `gh` that keeps rulesets in a JSON file (the script needs jq)."""
-    if not shutil.which("jq"):
-        if os.environ.get("MINITWIT_STRICT") == "1":
-            pytest.fail("jq not installed (apt-get install jq), MINITWIT_STRICT=1")
-        pytest.skip("jq not installed (apt-get install jq)")
+    find_tool("jq")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     gh = bin_dir / "gh"

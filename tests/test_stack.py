@@ -13,7 +13,8 @@ import shutil
 import subprocess
 
 import pytest
-from helpers import REPO_ROOT
+
+from testkit import REPO_ROOT
 
 yaml = pytest.importorskip("yaml")
 

@@ -5,10 +5,10 @@ import html as html_lib
 import re
 
 import pytest
-from helpers import add_message
-from helpers import insert_messages
-from helpers import insert_users
-from helpers import sql
+from helpers.data import insert_messages
+from helpers.data import insert_users
+from helpers.data import sql
+from helpers.ui import add_message
 
 
 def page_title(html: str) -> str:

@@ -15,17 +15,17 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 import yaml
-from helpers import API_AUTH
-from helpers import REPO_ROOT
-from helpers import find_tool
-from helpers import free_port
-from helpers import gunicorn_server
-from helpers import run_flask
-from helpers import running
-from helpers import traefik_file_command
-from helpers import wait_until
+from helpers.api import API_AUTH
+from helpers.programs import find_tool
+from helpers.programs import traefik_file_command
+from helpers.programs import wait_until
 from minitwit.errors import DRAIN_LIMIT
 from test_traefik_retry import STACK_MIDDLEWARES
+
+from testkit import REPO_ROOT
+from testkit.app import gunicorn_server
+from testkit.ports import free_port
+from testkit.processes import running
 
 MIDDLEWARES = yaml.safe_load((REPO_ROOT / "traefik" / "dynamic" / "middlewares.yml").read_text())["http"]["middlewares"]
 TRAEFIK_LIMIT = MIDDLEWARES["body-limit"]["buffering"]["maxRequestBodyBytes"]
@@ -50,7 +50,6 @@ def app_server(tmp_path_factory):
     """The app under gunicorn (one worker, as in a replica), with a user to post as."""
     root = tmp_path_factory.mktemp("body-limit")
     database_url = f"sqlite:///{root / 'minitwit.db'}"
-    run_flask(database_url, "migrate")
     with gunicorn_server(root, database_url, WEB_CONCURRENCY="1", GUNICORN_THREADS="2") as app:
         requests.post(app.url + "/api/register", json={"username": "alice", "email": "a@x", "pwd": "p"}, timeout=10)
         yield root, app

@@ -22,12 +22,13 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 import yaml
-from helpers import REPO_ROOT
-from helpers import find_tool
-from helpers import free_port
-from helpers import running
-from helpers import traefik_file_command
-from helpers import wait_until
+from helpers.programs import find_tool
+from helpers.programs import traefik_file_command
+from helpers.programs import wait_until
+
+from testkit import REPO_ROOT
+from testkit.ports import free_port
+from testkit.processes import running
 
 MIDDLEWARES = REPO_ROOT / "traefik" / "dynamic" / "middlewares.yml"
 REQUESTS = 20

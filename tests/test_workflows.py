@@ -8,12 +8,12 @@ here before it reaches GitHub.
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.programs import find_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
@@ -503,17 +503,8 @@ def test_codeowners_cover_everything_and_the_pipeline():
 # ---- the real linters ---------------------------------------------------------------------
 
 
-def strict() -> bool:
-    return os.environ.get("MINITWIT_STRICT") == "1"
-
-
 def test_actionlint_is_clean():
-    venv_bin = ROOT / ".venv" / "bin"
-    path = f"{venv_bin}{os.pathsep}{os.environ['PATH']}"
-    if not shutil.which("actionlint", path=path):
-        if strict():
-            pytest.fail("actionlint not installed (MINITWIT_STRICT=1)")
-        pytest.skip("actionlint not installed")
+    find_tool("actionlint")
     result = subprocess.run(
         ["bash", "scripts/check-workflows.sh"],
         cwd=ROOT,
@@ -537,12 +528,7 @@ MY_SCRIPTS = [
 
 
 def test_pipeline_scripts_are_shellcheck_clean():
-    venv_bin = ROOT / ".venv" / "bin"
-    shellcheck = shutil.which("shellcheck", path=f"{venv_bin}{os.pathsep}{os.environ['PATH']}")
-    if not shellcheck:
-        if strict():
-            pytest.fail("shellcheck not installed (MINITWIT_STRICT=1)")
-        pytest.skip("shellcheck not installed")
+    shellcheck = find_tool("shellcheck")
     result = subprocess.run(
         [shellcheck, *MY_SCRIPTS], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )

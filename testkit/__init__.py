@@ -1,0 +1,20 @@
+"""Local test infrastructure shared by tests/, e2e/ and bench/ (drills/ drives the Swarm stack, not local servers).
+
+What a check needs to run the real things on this machine, written once:
+
+- ``skip``: ``STRICT``, ``Unavailable``, ``skip_or_fail`` (pytest) and ``skipped_exit_status``
+  (command-line tools): a missing tool skips, or fails under ``MINITWIT_STRICT=1`` as in CI;
+- ``ports``: ``free_port`` on 127.0.0.1;
+- ``processes``: run a server program for a block and stop it with the one stop policy;
+- ``postgres``: a throwaway PostgreSQL cluster and databases in it;
+- ``app``: the app served the production way (migrate, gunicorn, wait for /health).
+
+It may import the standard library, psycopg and pytest (only inside ``skip_or_fail``), never
+tests/, e2e/, bench/ or drills/; it runs the app in its own processes and never imports
+``minitwit``, so ``service/`` stays free of test code and the other way round.
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SERVICE_DIR = REPO_ROOT / "service"

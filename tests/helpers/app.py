@@ -1,0 +1,49 @@
+"""Build the app a test runs against, and run its ``flask`` commands in-process."""
+
+TEST_SECRET_KEY = "test-secret-key-not-for-production"
+
+
+def test_config(database_url: str, **overrides) -> dict:
+    """The mapping every test app is created with (flaskr's ``test_config``)."""
+    from minitwit.config import engine_options
+
+    return {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        # options follow the URL (SQLite's busy timeout is no libpq option)
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        **overrides,
+    }
+
+
+test_config.__test__ = False  # not a test, despite the name
+
+
+def make_app(database_url: str, **overrides):
+    """Create an app bound to ``database_url``."""
+    from minitwit import create_app
+
+    return create_app(test_config(database_url, **overrides))
+
+
+def dispose(app):
+    """Close the app's pooled connections so PostgreSQL sessions do not pile up."""
+    from minitwit.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+
+
+def migrate(database_url: str):
+    """Bring ``database_url`` to the newest schema with the app's migrate command."""
+    app = make_app(database_url)
+    result = invoke(app, "migrate")
+    dispose(app)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def invoke(app, *args: str):
+    """Run a ``flask`` command of ``app`` in-process, inside an app context like the CLI."""
+    with app.app_context():
+        return app.test_cli_runner().invoke(args=list(args))
