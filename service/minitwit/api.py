@@ -7,7 +7,7 @@ but ``GET /latest``, whatever the outcome, after the request's own writes.
 The API is the hot path (the simulator sends thousands of requests a minute), so
 each request holds one database connection in autocommit mode: every write is one
 statement, committed durably as it runs, and reads need no BEGIN/COMMIT round
-trips. No session cookie, template or ORM unit of work is involved.
+trips. No session cookie or template is involved.
 """
 
 import base64
@@ -24,8 +24,6 @@ from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from . import models
-from .auth import create_user
-from .auth import registration_error
 from .errors import error_response
 from .extensions import db
 
@@ -163,7 +161,7 @@ def register():
     if error:
         return error
     fields = [body.get(name) or "" for name in ("username", "email", "pwd")]
-    message = registration_error(*fields) or create_user(*fields)
+    message = models.register_user(*fields)
     if message:
         return error_response(400, message)
     metrics.USERS_REGISTERED.labels(source="api").inc()
