@@ -68,6 +68,16 @@ def test_latest_is_recorded_before_validation(api):
     assert api.get("/latest").json()["latest"] == 4
 
 
+@pytest.mark.parametrize("path", ["/register", "/msgs/alice", "/fllws/alice"])
+def test_latest_is_recorded_when_the_body_is_too_large(app, api, path):
+    """A 413 (the body limit aborts inside the view) still records ``latest``."""
+    insert_users(app, ["alice"])
+    rv = api.post(path, json={"content": "x" * (64 * 1024 + 1)}, params={"latest": 8})
+    assert rv.status_code == 413
+    assert rv.json()["status"] == 413
+    assert api.get("/latest").json() == {"latest": 8}
+
+
 def test_latest_last_write_wins_and_may_go_down(api):
     """The last request's value wins, even when it is smaller."""
     api.get("/msgs", params={"latest": 100})

@@ -94,7 +94,7 @@ def test_username_is_unique_in_the_database(app):
 
 def test_create_user_reports_a_lost_race(app):
     """When the name is taken between check and insert, the user gets the usual text."""
-    from minitwit.auth import create_user
+    from minitwit.models import create_user
 
     insert_users(app, ["alice"])
     with app.app_context():

@@ -1,13 +1,26 @@
 """The simulator's JSON API, served under ``API_PREFIX`` (``/api`` by default).
 
 URLs, payloads and status codes are the simulator contract's. Every error is
-``{"status": N, "error_msg": "..."}``. ``latest`` is recorded by every endpoint
-but ``GET /latest``, whatever the outcome, after the request's own writes.
+``{"status": N, "error_msg": "..."}``.
 
-The API is the hot path (the simulator sends thousands of requests a minute), so
-each request holds one database connection in autocommit mode: every write is one
-statement, committed durably as it runs, and reads need no BEGIN/COMMIT round
-trips. No session cookie, template or ORM unit of work is involved.
+A request goes through three steps, each in one place:
+
+1. ``hold_autocommit_connection`` (the blueprint's only hook) takes one pooled
+   database connection in autocommit mode for the whole request.
+2. The view, wrapped by ``@records_latest`` and, for ``/msgs`` and ``/fllws``,
+   ``@requires_simulator`` (403 without the simulator's credentials). It validates
+   the request and writes.
+3. ``records_latest`` then stores ``?latest=``, whatever the view answered (a 400,
+   403, 404 or 413 too), as the contract says, and hands the connection back.
+   ``GET /latest`` only reads it. A failing database (503) or a bug (500) is
+   answered by errors.py and records nothing.
+
+The API is the hot path (the simulator sends thousands of requests a minute). In
+autocommit mode every write is one statement committed durably as it runs, so it
+is stored before ``latest`` says it happened, and reads need no BEGIN/COMMIT round
+trips. Registering is the exception, because it shares the web form's code
+(``models.register_user``): it hands the connection back while it hashes the
+password, then inserts the user with the ORM in a transaction of its own.
 """
 
 import base64
@@ -16,7 +29,6 @@ import hmac
 
 from flask import Blueprint
 from flask import current_app
-from flask import g
 from flask import jsonify
 from flask import request
 from werkzeug.exceptions import BadRequest
@@ -24,9 +36,8 @@ from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from . import models
-from .auth import create_user
-from .auth import registration_error
 from .errors import error_response
+from .errors import handle_http_error
 from .extensions import db
 
 bp = Blueprint("api", __name__)
@@ -36,53 +47,38 @@ FOLLOW_YOURSELF = "A user cannot follow themselves"
 
 
 @bp.before_request
-def parse_latest() -> None:
-    """Remember ``?latest=`` for this request if it parses as an int the column can hold."""
-    try:
-        latest = int(request.args["latest"])
-    except (KeyError, ValueError):
-        latest = None
-    g.latest = latest if latest is not None and models.BIGINT_MIN <= latest <= models.BIGINT_MAX else None
-
-
-@bp.before_request
-def autocommit_connection() -> None:
-    """Run this request's statements on one pooled connection in autocommit mode.
-
-    Called again before recording ``latest``: registering commits (the web form shares that
-    code), which hands the connection back to the pool.
-    """
+def hold_autocommit_connection() -> None:
+    """Take a pooled connection in autocommit mode for this request's statements, unless one is held."""
     if not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def requested_latest() -> int | None:
+    """``?latest=`` if it parses as an int the column can hold, else None (nothing is recorded)."""
+    try:
+        latest = int(request.args["latest"])
+    except (KeyError, ValueError):
+        return None
+    return latest if models.BIGINT_MIN <= latest <= models.BIGINT_MAX else None
+
+
 def records_latest(view):
-    """Record ``latest`` after the view, on success and on every error answer alike."""
+    """Run the view, then record ``?latest=`` whatever it answered: the one place the API writes it."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
             response = view(*args, **kwargs)
-        except HTTPException:
-            commit_latest()
-            raise
-        commit_latest()
+        except HTTPException as error:  # an abort in the view (a 413 body) is an answer like the others
+            response = handle_http_error(error)
+        latest = requested_latest()
+        if latest is not None:
+            hold_autocommit_connection()  # registering handed it back while hashing the password
+            models.record_latest(latest)
+        db.session.commit()  # hand the connection back to the pool before the answer goes out
         return response
 
     return wrapper
-
-
-def commit_latest() -> None:
-    """Record ``latest`` (if given, once) after the request's writes, then release the connection.
-
-    In autocommit mode the writes are committed as they run, so they are durable before
-    ``latest`` says they happened.
-    """
-    if g.latest is not None:
-        autocommit_connection()
-        models.record_latest(g.latest)
-        g.latest = None
-    db.session.commit()
 
 
 def is_simulator() -> bool:
@@ -92,7 +88,7 @@ def is_simulator() -> bool:
 
 
 def requires_simulator(view):
-    """Refuse requests without the simulator's credentials (403), after recording ``latest``."""
+    """Refuse requests without the simulator's credentials (403); goes under ``@records_latest``."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
@@ -100,7 +96,7 @@ def requires_simulator(view):
             return error_response(403, NOT_AUTHORIZED)
         return view(*args, **kwargs)
 
-    return records_latest(wrapper)
+    return wrapper
 
 
 def json_body(*fields: str) -> tuple[dict | None, object]:
@@ -163,7 +159,7 @@ def register():
     if error:
         return error
     fields = [body.get(name) or "" for name in ("username", "email", "pwd")]
-    message = registration_error(*fields) or create_user(*fields)
+    message = models.register_user(*fields)
     if message:
         return error_response(400, message)
     metrics.USERS_REGISTERED.labels(source="api").inc()
@@ -171,6 +167,7 @@ def register():
 
 
 @bp.route("/msgs")
+@records_latest
 @requires_simulator
 def get_messages():
     """The newest messages of everybody."""
@@ -178,6 +175,7 @@ def get_messages():
 
 
 @bp.route("/msgs/<username>", methods=["GET"])
+@records_latest
 @requires_simulator
 def get_user_messages(username):
     """The newest messages of one user."""
@@ -188,6 +186,7 @@ def get_user_messages(username):
 
 
 @bp.route("/msgs/<username>", methods=["POST"])
+@records_latest
 @requires_simulator
 def post_message(username):
     """Post a message as ``username``."""
@@ -204,12 +203,12 @@ def post_message(username):
         return error_response(400, "The message contains characters that cannot be stored (NUL or invalid Unicode)")
     if not models.add_message_as(username, content):
         return unknown_user(username)
-    commit_latest()
     metrics.MESSAGES_POSTED.labels(source="api").inc()
     return no_content()
 
 
 @bp.route("/fllws/<username>", methods=["GET"])
+@records_latest
 @requires_simulator
 def get_follows(username):
     """The names ``username`` follows."""
@@ -220,6 +219,7 @@ def get_follows(username):
 
 
 @bp.route("/fllws/<username>", methods=["POST"])
+@records_latest
 @requires_simulator
 def change_follows(username):
     """Follow (``{"follow": name}``) or unfollow (``{"unfollow": name}``) a user."""
@@ -240,6 +240,5 @@ def change_follows(username):
         for name in (username, target):
             if name not in ids:
                 return unknown_user(name)
-    commit_latest()
     (metrics.FOLLOWS if action == "follow" else metrics.UNFOLLOWS).labels(source="api").inc()
     return no_content()

@@ -1,9 +1,6 @@
-"""Sign up, sign in and sign out, and the registration rules the API shares (hashing: passwords.py)."""
-
-import unicodedata
+"""Sign up, sign in and sign out (registration's rules: models.py; hashing: passwords.py)."""
 
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import g
 from flask import redirect
@@ -12,26 +9,17 @@ from flask import request
 from flask import session
 from flask import url_for
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 
 from . import metrics
 from .extensions import db
 from .models import User
 from .models import get_user_id
-from .models import storable
+from .models import register_user
 from .passwords import hash_password
 from .passwords import needs_rehash
 from .passwords import verify_password
 
 bp = Blueprint("auth", __name__)
-
-USERNAME_TAKEN = "The username is already taken"
-USERNAME_INVISIBLE = (
-    "The username may not contain control or format characters "
-    "(Unicode categories Cc and Cf, such as bidi overrides and zero-width characters)"
-)
-# Unicode categories that are invisible or reorder text: a name with them can impersonate another.
-INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
 
 
 def load_logged_in_user() -> None:
@@ -43,52 +31,11 @@ def load_logged_in_user() -> None:
 bp.before_request(load_logged_in_user)
 
 
-def has_invisible_characters(text: str) -> bool:
-    """Tell whether ``text`` has a control or format character (bidi overrides, zero widths)."""
-    return any(unicodedata.category(char) in INVISIBLE_CATEGORIES for char in text)
-
-
 def local_path(target: str | None) -> str | None:
     """``target`` if it is a path on this site (never another host), else None."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
     return target
-
-
-def registration_error(username: str, email: str, password: str, password2: str | None = None) -> str | None:
-    """Return the first failing registration check's message, in the contract's order, or None."""
-    config = current_app.config
-    if not all(storable(field or "") for field in (username, email, password, password2)):
-        return "The form contains characters that cannot be stored (NUL or invalid Unicode)"
-    if not username:
-        return "You have to enter a username"
-    if has_invisible_characters(username):
-        return USERNAME_INVISIBLE
-    if len(username) > config["MAX_USERNAME_LENGTH"]:
-        return f"The username is too long (at most {config['MAX_USERNAME_LENGTH']} characters)"
-    if not email or "@" not in email or len(email) > config["MAX_EMAIL_LENGTH"]:
-        return "You have to enter a valid email address"
-    if not password:
-        return "You have to enter a password"
-    if len(password) > config["MAX_PASSWORD_LENGTH"]:
-        return f"The password is too long (at most {config['MAX_PASSWORD_LENGTH']} characters)"
-    if password2 is not None and password != password2:
-        return "The two passwords do not match"
-    if get_user_id(username) is not None:
-        return USERNAME_TAKEN
-    return None
-
-
-def create_user(username: str, email: str, password: str) -> str | None:
-    """Store a new user; return an error message if the name was taken meanwhile."""
-    db.session.commit()  # hand back the checks' pooled connection: none is held while hashing
-    db.session.add(User(username=username, email=email, pw_hash=hash_password(password)))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return USERNAME_TAKEN
-    return None
 
 
 def upgrade_hash(user_id: int, old_hash: str, password: str) -> None:
@@ -107,7 +54,7 @@ def register():
     if request.method == "POST":
         form = request.form
         fields = [form.get(name, "") for name in ("username", "email", "password", "password2")]
-        error = registration_error(*fields) or create_user(*fields[:3])
+        error = register_user(*fields)
         if error is None:
             metrics.USERS_REGISTERED.labels(source="ui").inc()
             flash("You were successfully registered and can login now")

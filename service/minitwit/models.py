@@ -1,12 +1,15 @@
-"""The MiniTwit schema and the queries that read it.
+"""The MiniTwit schema, the queries that read it and the writes, registration's rules included.
 
 Table and column names are the original MiniTwit's (``user``, ``follower``,
 ``message``) so existing data and tools keep working. Query builders return a
-``Select``; the views execute them.
+``Select``; the views execute them. The web pages and the API call the same functions
+here, so a rule such as who may register holds for both.
 """
 
 import time
+import unicodedata
 
+from flask import current_app
 from sqlalchemy import BigInteger
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -18,10 +21,12 @@ from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from .extensions import db
+from .passwords import hash_password
 
 
 class User(db.Model):
@@ -82,6 +87,14 @@ class Latest(db.Model):
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # what ``latest.value`` holds
 
+USERNAME_TAKEN = "The username is already taken"
+USERNAME_INVISIBLE = (
+    "The username may not contain control or format characters "
+    "(Unicode categories Cc and Cf, such as bidi overrides and zero-width characters)"
+)
+# Unicode categories that are invisible or reorder text: a name with them can impersonate another.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+
 # The simulator API's statements, built once at import (the API's hot path skips building and
 # caching a statement per request). Each is one statement, the same on PostgreSQL and SQLite.
 ADD_MESSAGE = sql_text(
@@ -137,6 +150,55 @@ def get_user_ids(*usernames: str) -> dict[str, int]:
         return {}
     rows = db.session.connection().execute(USER_IDS, {"names": names})
     return {username: user_id for username, user_id in rows}
+
+
+def has_invisible_characters(text: str) -> bool:
+    """Tell whether ``text`` has a control or format character (bidi overrides, zero widths)."""
+    return any(unicodedata.category(char) in INVISIBLE_CATEGORIES for char in text)
+
+
+def registration_error(username: str, email: str, password: str, password2: str | None = None) -> str | None:
+    """Return the first failing registration check's message, in the contract's order, or None.
+
+    ``password2`` is the web form's repeated password; the API has none and passes None.
+    """
+    config = current_app.config
+    if not all(storable(field or "") for field in (username, email, password, password2)):
+        return "The form contains characters that cannot be stored (NUL or invalid Unicode)"
+    if not username:
+        return "You have to enter a username"
+    if has_invisible_characters(username):
+        return USERNAME_INVISIBLE
+    if len(username) > config["MAX_USERNAME_LENGTH"]:
+        return f"The username is too long (at most {config['MAX_USERNAME_LENGTH']} characters)"
+    if not email or "@" not in email or len(email) > config["MAX_EMAIL_LENGTH"]:
+        return "You have to enter a valid email address"
+    if not password:
+        return "You have to enter a password"
+    if len(password) > config["MAX_PASSWORD_LENGTH"]:
+        return f"The password is too long (at most {config['MAX_PASSWORD_LENGTH']} characters)"
+    if password2 is not None and password != password2:
+        return "The two passwords do not match"
+    if get_user_id(username) is not None:
+        return USERNAME_TAKEN
+    return None
+
+
+def create_user(username: str, email: str, password: str) -> str | None:
+    """Store a new user; return an error message if the name was taken meanwhile."""
+    db.session.commit()  # hand back the checks' pooled connection: none is held while hashing
+    db.session.add(User(username=username, email=email, pw_hash=hash_password(password)))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return USERNAME_TAKEN
+    return None
+
+
+def register_user(username: str, email: str, password: str, password2: str | None = None) -> str | None:
+    """Register a user if every check passes; return the first failing check's message, or None."""
+    return registration_error(username, email, password, password2) or create_user(username, email, password)
 
 
 def message_rows(*conditions) -> Select:
