@@ -511,7 +511,7 @@ def test_engines_record_when_each_request_started(server, engine):
 
 
 def test_hash_cost_measures_the_method_the_app_hashes_with():
-    from minitwit.auth import hash_password
+    from minitwit.passwords import hash_password
 
     method, seconds = hash_cost(samples=1)
     assert method == hash_password("x").rsplit("$", 2)[0] == "$argon2id$v=19$m=19456,t=2,p=1"
