@@ -18,15 +18,14 @@ import os
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 os.environ.pop("prometheus_multiproc_dir", None)
 
-import contextlib
 import uuid
 
 import pytest
-import sqlalchemy as sa
 from helpers.api import FlaskApi
 from helpers.api import HttpApi
 from helpers.app import dispose
-from helpers.app import make_app
+from helpers.app import empty_database
+from helpers.app import fresh_app
 from helpers.app import migrate
 from helpers.app import test_config
 from helpers.data import insert_users
@@ -113,40 +112,6 @@ def blank_database_url(request, tmp_path):
     name = f"blank_{uuid.uuid4().hex[:12]}"
     yield create_pg_database(server, name)
     drop_pg_database(server, name)
-
-
-_TABLES: dict[str, list[str]] = {}
-
-
-def empty_database(database_url: str):
-    """Delete every row (not the schema) so the next test starts from nothing."""
-    engine = sa.create_engine(database_url)
-    try:
-        if database_url not in _TABLES:
-            meta = sa.MetaData()
-            meta.reflect(engine)
-            _TABLES[database_url] = [t.name for t in reversed(meta.sorted_tables) if t.name != "alembic_version"]
-        tables = _TABLES[database_url]
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                names = ", ".join(f'"{name}"' for name in tables)
-                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            else:
-                for name in tables:
-                    conn.execute(sa.text(f'DELETE FROM "{name}"'))
-    finally:
-        engine.dispose()
-
-
-@contextlib.contextmanager
-def fresh_app(database_url: str, **overrides):
-    """An app on an emptied database, disposed afterwards."""
-    empty_database(database_url)
-    app = make_app(database_url, **overrides)
-    try:
-        yield app
-    finally:
-        dispose(app)
 
 
 # --- the app and its clients ----------------------------------------------------------

@@ -1,5 +1,9 @@
 """Build the app a test runs against, and run its ``flask`` commands in-process."""
 
+import contextlib
+
+import sqlalchemy as sa
+
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 
 
@@ -47,3 +51,37 @@ def invoke(app, *args: str):
     """Run a ``flask`` command of ``app`` in-process, inside an app context like the CLI."""
     with app.app_context():
         return app.test_cli_runner().invoke(args=list(args))
+
+
+_TABLES: dict[str, list[str]] = {}
+
+
+def empty_database(database_url: str):
+    """Delete every row (not the schema) so the next test starts from nothing."""
+    engine = sa.create_engine(database_url)
+    try:
+        if database_url not in _TABLES:
+            meta = sa.MetaData()
+            meta.reflect(engine)
+            _TABLES[database_url] = [t.name for t in reversed(meta.sorted_tables) if t.name != "alembic_version"]
+        tables = _TABLES[database_url]
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                names = ", ".join(f'"{name}"' for name in tables)
+                conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    conn.execute(sa.text(f'DELETE FROM "{name}"'))
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_app(database_url: str, **overrides):
+    """An app on an emptied database, disposed afterwards."""
+    empty_database(database_url)
+    app = make_app(database_url, **overrides)
+    try:
+        yield app
+    finally:
+        dispose(app)

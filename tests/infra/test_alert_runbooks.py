@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 
 # The rule files and YAML reader of the observability checks.
-from test_observability import RULE_FILES
-from test_observability import load_yaml
+from test_observability_config import RULE_FILES
+from test_observability_config import load_yaml
 
 from testkit import REPO_ROOT
 

@@ -27,16 +27,16 @@ from helpers.programs import prometheus_command
 from helpers.programs import wait_until
 
 # The PromQL reading helpers live with the app/Traefik checks they were written for.
-from test_observability import DASHBOARDS
-from test_observability import EXPORTER_METRIC
-from test_observability import RULE_FILES
-from test_observability import dashboard_targets
-from test_observability import exposed_names
-from test_observability import grafana_to_promql
-from test_observability import load_yaml
-from test_observability import metric_names
-from test_observability import panels
-from test_observability import prometheus_query
+from test_observability_config import DASHBOARDS
+from test_observability_config import EXPORTER_METRIC
+from test_observability_config import RULE_FILES
+from test_observability_config import dashboard_targets
+from test_observability_config import exposed_names
+from test_observability_config import grafana_to_promql
+from test_observability_config import load_yaml
+from test_observability_config import metric_names
+from test_observability_config import panels
+from test_observability_config import prometheus_query
 
 from testkit import REPO_ROOT
 from testkit.ports import free_port

@@ -9,13 +9,13 @@ import json
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 from helpers.programs import find_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit import REPO_ROOT as ROOT
+
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
 BRANCHES = ("develop", "main")

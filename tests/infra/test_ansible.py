@@ -13,7 +13,8 @@ import pytest
 import yaml
 from helpers.programs import find_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit import REPO_ROOT as ROOT
+
 ANSIBLE = ROOT / "ansible"
 STACK = ROOT / "stack"
 ROLE_DEFAULTS = ANSIBLE / "roles" / "minitwit" / "defaults" / "main.yml"

@@ -48,7 +48,7 @@ PROVIDER_YML = STACK / "grafana" / "provisioning" / "dashboards" / "dashboards.y
 DASHBOARDS = sorted((STACK / "grafana" / "dashboards").glob("*.json"))
 STACK_YML = STACK / "minitwit.yml"
 TRAEFIK_YML = REPO_ROOT / "traefik" / "traefik.yml"
-# Host and PostgreSQL metrics: tests/test_exporter_metrics.py checks them against the real
+# Host and PostgreSQL metrics: tests/infra/test_exporter_metrics.py checks them against the real
 # node and postgres exporters.
 EXPORTER_METRIC = re.compile(r"(node|pg)_\w+")
 # PromQL words that look like metric names but are not.
@@ -250,7 +250,7 @@ def prometheus(app_server, traefik_server, exporters, tmp_path_factory):
     config = load_yaml(PROMETHEUS_YML)
     config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
     config["rule_files"] = [str(copy_rules_evaluated_every_scrape(path, tmp)) for path in RULE_FILES]
-    # No Alertmanager here (tests/test_stack.py and the stack test cover it).
+    # No Alertmanager here (tests/infra/test_stack.py and the stack test cover it).
     config.pop("alerting")
     config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] != "alertmanager"]
     for job in config["scrape_configs"]:

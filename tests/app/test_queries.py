@@ -6,8 +6,8 @@ import contextlib
 import json
 
 import pytest
-from conftest import fresh_app
 from helpers.api import API_AUTH
+from helpers.app import fresh_app
 from helpers.data import cached_hash
 from helpers.data import insert_messages
 from helpers.data import insert_users

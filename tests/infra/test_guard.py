@@ -1,12 +1,12 @@
 """The develop-only guard: scripts/check-pr-source.sh and how guard.yml calls it."""
 
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit import REPO_ROOT as ROOT
+
 SCRIPT = ROOT / "scripts" / "check-pr-source.sh"
 GUARD = ROOT / ".github" / "workflows" / "guard.yml"
 REPO = "minitwit-ops/minitwit"

@@ -301,6 +301,15 @@ def gunicorn(tmp_path_factory):
         yield server
 
 
+def test_gunicorn_leaves_no_metrics_directory_behind(tmp_path):
+    """Every local server names a new directory (per port): on exit gunicorn removes its own."""
+    with gunicorn_server(tmp_path, f"sqlite:///{tmp_path / 'minitwit.db'}") as server:
+        http(server.url + "/health")
+        directory = tmp_path / f"metrics-{server.url.rsplit(':', 1)[1]}"
+        assert any(directory.glob("*.db")), "the workers write their metrics here"
+    assert not directory.exists()
+
+
 def send_traffic(base):
     """A little of everything, through both workers."""
     api = base + "/api"

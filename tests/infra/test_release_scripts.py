@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from helpers.programs import find_tool
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit import REPO_ROOT as ROOT
+
 SCRIPTS = ROOT / "scripts"
 
 

@@ -1,4 +1,4 @@
-"""The drill harness: loss accounting, objectives and the report (percentiles: tests/test_bench.py).
+"""The drill harness: loss accounting, objectives and the report (percentiles: tests/tools/test_bench.py).
 
 The pure parts run on small hand-made inputs; the load generator and the verifier
 run for real against the app (SQLite and PostgreSQL) served on 127.0.0.1.
