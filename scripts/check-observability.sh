@@ -3,7 +3,7 @@
 # (stack/prometheus/tests: every alert fires in one case and stays quiet in another), then the
 # Alertmanager configuration with amtool: `check-config` and the routing tests of
 # stack/alertmanager/routes-test.txt, on the template rendered with example values.
-# The consistency with the real app, Traefik and Prometheus is tests/test_observability.py.
+# The consistency with the real app, Traefik and Prometheus is tests/infra/test_observability_config.py.
 # Without promtool or amtool this skips, unless MINITWIT_STRICT=1 (CI), where it fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -135,7 +135,7 @@ assert_body_limits() {
 run_project_suites() {
   log "API contract suite against https://$STACK_DOMAIN/api"
   MINITWIT_API_URL="https://$STACK_DOMAIN/api" MINITWIT_CA_BUNDLE="$STACK_CA_FILE" \
-    timeout 600 "$REPO_ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests/test_api_contract.py ||
+    timeout 600 "$REPO_ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests/app/test_api_contract.py ||
     die "API contract suite failed against the deployment"
   log "e2e suite against https://$STACK_DOMAIN"
   E2E_BASE_URL="https://$STACK_DOMAIN" E2E_CA_BUNDLE="$STACK_CA_FILE" \
