@@ -40,7 +40,7 @@ step_result() {
 # run_scenario <name>: molecule test on fresh nodes; its exit status and time go to files.
 run_scenario() {
   local name="$1" t0=$SECONDS status=0
-  (cd ansible && timeout 1500 molecule test -s "$name") >"$LOG_DIR/$name.log" 2>&1 || status=$?
+  (cd ansible && timeout --kill-after=60 1500 molecule test -s "$name") >"$LOG_DIR/$name.log" 2>&1 || status=$?
   echo "$status $((SECONDS - t0))" >"$LOG_DIR/$name.result"
 }
 
@@ -81,14 +81,16 @@ main() {
   # On a fresh machine, build the stack's images now; stack-test.sh reuses them.
   docker image inspect "$PROBE_IMAGE" >/dev/null 2>&1 || scripts/build-images.sh >&2
   testhost_ensure_network
-  local scenario
+  local scenario pids=()
   # The scenarios use separate nodes and addresses; in parallel, package downloads overlap.
   for scenario in "${scenarios[@]}"; do
     log "molecule test -s $scenario (log: $LOG_DIR/$scenario.log)"
     rm -f "$LOG_DIR/$scenario.result"
     run_scenario "$scenario" &
+    pids+=("$!")
   done
-  wait
+  # Only the scenarios: a bare `wait` would also wait for any other child of this shell.
+  wait "${pids[@]}" || true
   for scenario in "${scenarios[@]}"; do
     summarise "$scenario"
   done

@@ -21,6 +21,16 @@ hold_lock() {
   exec env "$held=1" flock -o -w 1800 "$lock" "$@"
 }
 
+# start_daemon <log file> <command>...: start a long-lived server detached: from a subshell, in
+# its own session, stdin closed. It is then no job of the caller, so a bare `wait` in any script
+# does not wait for it forever (CI of 294ba67 hung 85 min on dockerd that way), and a timeout
+# that kills the caller's process group leaves it running for the next stage.
+start_daemon() {
+  local log_file="$1"
+  shift
+  (setsid nohup "$@" </dev/null >>"$log_file" 2>&1 &)
+}
+
 # Print a timestamped progress line on stderr.
 log() {
   printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2

@@ -31,7 +31,7 @@ ensure_engine() {
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (no init system here); log in /var/log/minitwit-dockerd.log"
     # Tasks must never try to pull: no registry is reachable from here.
-    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 nohup dockerd >>/var/log/minitwit-dockerd.log 2>&1 &
+    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 start_daemon /var/log/minitwit-dockerd.log dockerd
     retry 60 1 docker info >/dev/null 2>&1 || die "dockerd did not come up within 60 s"
   fi
   local major
