@@ -4,12 +4,15 @@ scheduler, percentile maths and the raw HTTP client, on the real scenario and a 
 import asyncio
 import json
 import random
+import re
+import shlex
 import ssl
 import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from helpers.programs import find_tool
@@ -30,6 +33,7 @@ from bench.floor import hash_floor
 from bench.floor import max_in_flight
 from bench.replay import failed
 from bench.replay import main as replay_main
+from bench.replay import parse_args
 from bench.replay import replay_jobs
 from bench.report import floor_text
 from bench.scale import ratios
@@ -399,9 +403,10 @@ def test_replay_jobs_carry_each_commands_rule(server, scenario):
     assert [j.check(400) for j in jobs] == [None, None, None, "HTTP 400"]
 
 
-def result_with(errors_by_kind: dict, timeouts: dict | None = None) -> dict:
-    """A minimal replay result whose replay pass had these errors (and these timeouts per command)."""
-    by_command = {label: {"timeouts": n} for label, n in (timeouts or {}).items()}
+def result_with(errors_by_kind: dict, timeouts: dict | None = None, sent: int = 100) -> dict:
+    """A minimal replay result whose replay pass had these errors, and these timeouts out of ``sent``
+    requests per command."""
+    by_command = {label: {"count": sent, "timeouts": n} for label, n in (timeouts or {}).items()}
     replay = {"errors_by_kind": errors_by_kind, "by_command": by_command}
     return {"runs": [{"replay": replay, "noop": {"errors_by_kind": {}}}]}
 
@@ -436,6 +441,59 @@ def test_fail_on_starvation(timeouts, expected):
     errors = {"ReadTimeout": sum(timeouts.values()), "HTTP 404": 3}
     assert failed(result_with(errors, timeouts), "starvation") is expected
     assert failed(result_with({"HTTP 502": 1}), "starvation") is True
+
+
+@pytest.mark.parametrize(
+    "timeouts, allowed, expected",
+    [
+        ({"tweet": 2, "follow": 1}, 1.0, False),  # 3 of 300 cheap requests: exactly 1%
+        ({"tweet": 3, "follow": 1}, 1.0, True),  # 4 of 300
+        ({"tweet": 6}, 2.0, False),  # 6 of 300: 2%
+        ({"tweet": 7}, 2.0, True),
+        ({"register": 90}, 2.0, False),  # registers never count, however many time out
+        ({"tweet": 1}, 0.0, True),
+    ],
+)
+def test_starvation_allowance_is_a_share_of_the_cheap_requests(timeouts, allowed, expected):
+    """The allowance is a percentage of all tweets, follows and unfollows sent (300 here), summed."""
+    result = result_with({"ReadTimeout": sum(timeouts.values())}, {"tweet": 0, "follow": 0, "unfollow": 0} | timeouts)
+    assert failed(result, "starvation", allowed) is expected
+    assert failed(result, "server", allowed) is False
+
+
+def test_starvation_allowance_holds_per_run():
+    """A run over its allowance fails even when the runs together stay under it."""
+    quiet = result_with({}, {"tweet": 0}, sent=1000)["runs"][0]
+    starved = result_with({"ReadTimeout": 5}, {"tweet": 5}, sent=100)["runs"][0]
+    assert failed({"runs": [quiet, starved]}, "starvation", 2.0) is True
+    assert failed({"runs": [quiet, quiet]}, "starvation", 2.0) is False
+
+
+def ci_bench_commands() -> list[list[str]]:
+    """The arguments of every ``scripts/bench.sh`` in .ci/run, with its shell variables expanded."""
+    text = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text().replace("\\\n", " ")
+    arrays = {name: shlex.split(body) for name, body in re.findall(r"^(\w+)=\((.*)\)", text, re.MULTILINE)}
+    scalars = dict(re.findall(r"^(\w+)=([^(\s]\S*)$", text, re.MULTILINE))
+    commands = []
+    for line in re.findall(r"scripts/bench\.sh (.*)", text):
+        args = []
+        for word in shlex.split(line.split(" #")[0]):
+            if array := re.fullmatch(r"\$\{(\w+)\[@\]\}", word):
+                args += arrays[array.group(1)]
+            else:
+                args.append(re.sub(r"\$(\w+)", lambda m: scalars.get(m.group(1), "https://ci.invalid/api"), word))
+        commands.append(args)
+    return commands
+
+
+def test_ci_gates_both_short_runs_on_starvation():
+    """Both short runs in .ci/run parse, and fail on server errors and on more than 2% starved requests."""
+    commands = ci_bench_commands()
+    assert len(commands) == 2
+    for argv in commands:
+        args = parse_args(argv)
+        assert (args.fail_on, args.starved_allowed, args.rows) == ("starvation", 2.0, 3000)
+        assert "16" in args.clients.split(",")
 
 
 def test_during_registers_covers_the_requests_started_while_a_register_ran():
