@@ -17,6 +17,7 @@ import yaml
 from helpers.programs import find_tool
 
 from testkit import REPO_ROOT
+from testkit.skip import skip_or_fail
 
 PRODUCTION = REPO_ROOT / "ansible" / "inventories" / "production"
 PLAYBOOKS = REPO_ROOT / "ansible" / "playbooks"
@@ -269,3 +270,51 @@ def test_sudo_that_wants_a_password_is_explained(tmp_path):
     assert '"deploy ALL=(ALL) NOPASSWD:ALL" in a file under /etc/sudoers.d/' in output
     assert "run ansible-playbook with -K (--ask-become-pass)" in output
     assert "sudo: a password is required" in output
+
+
+def docker_cli(path: str) -> str:
+    """A real Docker CLI of this machine: Debian's docker.io (20.10) or Docker's own (28)."""
+    if not os.access(path, os.X_OK):
+        skip_or_fail(f"{path} not installed")
+    return path
+
+
+def good_local_inventory(root: Path) -> Path:
+    """The local manager with every setting good, as in the sudo test."""
+    return local_inventory(
+        root,
+        minitwit_domain="twit.ops-demo.net",
+        minitwit_acme_email="ops@ops-demo.net",
+        **GOOD_ALERT_ADDRESSES,
+        **{name.removeprefix("vault_"): value for name, value in good_vault().items()},
+    )
+
+
+def test_a_docker_cli_that_cannot_wait_for_the_rollout_is_refused_before_the_stack_is_touched(tmp_path):
+    """deploy.yml on Debian 12's own docker.io (20.10, no `stack deploy --detach`): refused on the
+    manager, before the image archive is loaded or anything else changes."""
+    cli = docker_cli("/usr/bin/docker")
+    args = ["-e", f"minitwit_docker_cli={cli}", "-e", "minitwit_image=local/minitwit:ci"]
+    args += ["-e", f"minitwit_image_archive={tmp_path}/images.tar"]  # would be copied if the check let it by
+    code, output = run_playbook("deploy.yml", good_local_inventory(tmp_path), *args)
+    assert_refused_before_any_change(code, output.replace("the stack was not touched", "nothing was changed"))
+    assert f"`{cli} stack deploy` on node-1 has no --detach." in output
+    assert "install Docker's packages (docker_install_source: docker, the default)" in output
+
+
+def test_a_missing_docker_cli_is_named(tmp_path):
+    """No CLI at that path: the same refusal, with why."""
+    args = ["-e", "minitwit_docker_cli=/nonexistent/docker", "-e", "minitwit_image=local/minitwit:ci"]
+    code, output = run_playbook("deploy.yml", good_local_inventory(tmp_path), *args)
+    assert_refused_before_any_change(code, output.replace("the stack was not touched", "nothing was changed"))
+    assert "`/nonexistent/docker stack deploy` on node-1 has no --detach (" in output
+
+
+def test_a_docker_cli_with_detach_passes(tmp_path):
+    """Docker's own CLI (28) passes; only the checks run (--tags preflight), nothing is deployed."""
+    cli = docker_cli("/usr/local/bin/docker")
+    args = ["--tags", "preflight", "-e", f"minitwit_docker_cli={cli}", "-e", "minitwit_image=local/minitwit:ci"]
+    code, output = run_playbook("deploy.yml", good_local_inventory(tmp_path), *args)
+    assert code == 0, output
+    assert "Refuse a Docker CLI that cannot wait for the rollout" in output
+    assert "failed=0" in output and "PREFLIGHT REFUSED" not in output
