@@ -218,24 +218,38 @@ def main(argv: list[str] | None = None) -> int:
     print(render(result))
     write_json(result, args.json)
     print(f"\nJSON: {args.json}")
-    return 1 if failed(result, args.fail_on, args.starved_allowed) else 0
+    reasons = failures(result, args.fail_on, args.starved_allowed)
+    if reasons:
+        print(f"FAILED (--fail-on {args.fail_on}): {', '.join(reasons)}", file=sys.stderr)
+    return 1 if reasons else 0
 
 
 STARVABLE = ("tweet", "follow", "unfollow")  # cheap requests: a timeout means something starved them
 
 
 def failed(result: dict, fail_on: str, starved_allowed: float = 0.0) -> bool:
-    """Whether the errors of a result fail the run under the --fail-on policy.
+    """Whether the errors of a result fail the run under the --fail-on policy."""
+    return bool(failures(result, fail_on, starved_allowed))
+
+
+def failures(result: dict, fail_on: str, starved_allowed: float = 0.0) -> list[str]:
+    """What fails the run under the --fail-on policy: the error kinds, and per starved run how many.
 
     ``starvation`` also fails a run in which more than ``starved_allowed`` percent of the cheap requests
     (tweet, follow, unfollow) timed out: registrations took the cores from them.
     """
+    if fail_on == "never":
+        return []
     kinds = [kind for run in result["runs"] for part in ("replay", "noop") for kind in run[part]["errors_by_kind"]]
     if fail_on in ("server", "starvation"):
         kinds = [kind for kind in kinds if kind == "ConnectionError" or kind.startswith("HTTP 5")]
     if fail_on == "starvation":
-        kinds += [f"{starved} starved" for run in result["runs"] if (starved := starved_over(run, starved_allowed))]
-    return fail_on != "never" and bool(kinds)
+        kinds += [
+            f"{starved} tweets/follows/unfollows timed out (over {starved_allowed:g}%)"
+            for run in result["runs"]
+            if (starved := starved_over(run, starved_allowed))
+        ]
+    return list(dict.fromkeys(kinds))
 
 
 def starved_over(run: dict, allowed_percent: float) -> int:

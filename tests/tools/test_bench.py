@@ -32,6 +32,7 @@ from bench.floor import hash_cost
 from bench.floor import hash_floor
 from bench.floor import max_in_flight
 from bench.replay import failed
+from bench.replay import failures
 from bench.replay import main as replay_main
 from bench.replay import parse_args
 from bench.replay import replay_jobs
@@ -459,6 +460,14 @@ def test_starvation_allowance_is_a_share_of_the_cheap_requests(timeouts, allowed
     result = result_with({"ReadTimeout": sum(timeouts.values())}, {"tweet": 0, "follow": 0, "unfollow": 0} | timeouts)
     assert failed(result, "starvation", allowed) is expected
     assert failed(result, "server", allowed) is False
+
+
+def test_a_failed_run_says_why():
+    """The reasons are printed when the run fails: server errors by kind, starvation with its count."""
+    result = result_with({"HTTP 502": 2, "ReadTimeout": 4, "HTTP 404": 1}, {"tweet": 3, "follow": 1, "unfollow": 0})
+    assert failures(result, "starvation", 1.0) == ["HTTP 502", "4 tweets/follows/unfollows timed out (over 1%)"]
+    assert failures(result, "server") == ["HTTP 502"]
+    assert failures(result, "never") == []
 
 
 def test_starvation_allowance_holds_per_run():
