@@ -14,12 +14,14 @@ from . import auth
 from . import cli
 from . import csrf
 from . import health
+from . import sessions
 from . import timeline
 from .config import check_config
 from .config import engine_options
 from .config import load_config
 from .errors import init_error_handlers
 from .extensions import db
+from .extensions import init_api_engine
 from .extensions import migrate
 from .logs import configure_logging
 from .logs import init_request_logging
@@ -41,10 +43,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     configure_logging(app.config["LOG_LEVEL"])
 
     db.init_app(app)
+    init_api_engine(app)
     migrate.init_app(app, db, directory=MIGRATIONS)
     init_metrics(app)
     init_request_logging(app)
     csrf.init_app(app)
+    sessions.init_app(app)
     init_error_handlers(app)
 
     app.register_blueprint(health.bp)

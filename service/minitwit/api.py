@@ -5,8 +5,10 @@ URLs, payloads and status codes are the simulator contract's. Every error is
 
 A request goes through three steps, each in one place:
 
-1. ``hold_autocommit_connection`` (the blueprint's only hook) takes one pooled
-   database connection in autocommit mode for the whole request.
+1. ``hold_api_connection`` (the blueprint's before-request hook) takes one
+   connection from the API's own pool (``extensions.init_api_engine``), always in
+   autocommit mode, for the whole request; ``release_api_connection`` (its
+   teardown hook) hands it back whatever happened.
 2. The view, wrapped by ``@records_latest`` and, for ``/msgs`` and ``/fllws``,
    ``@requires_simulator`` (403 without the simulator's credentials). It validates
    the request and writes.
@@ -19,8 +21,9 @@ The API is the hot path (the simulator sends thousands of requests a minute). In
 autocommit mode every write is one statement committed durably as it runs, so it
 is stored before ``latest`` says it happened, and reads need no BEGIN/COMMIT round
 trips. Registering is the exception, because it shares the web form's code
-(``models.register_user``): it hands the connection back while it hashes the
-password, then inserts the user with the ORM in a transaction of its own.
+(``models.register_user``): it takes no API connection before the view, checks and
+inserts the user through the ORM session, which it hands back while it hashes the
+password, and takes the API connection only to record ``latest``.
 """
 
 import base64
@@ -29,6 +32,7 @@ import hmac
 
 from flask import Blueprint
 from flask import current_app
+from flask import g
 from flask import jsonify
 from flask import request
 from werkzeug.exceptions import BadRequest
@@ -38,6 +42,7 @@ from . import metrics
 from . import models
 from .errors import error_response
 from .errors import handle_http_error
+from .extensions import api_engine
 from .extensions import db
 
 bp = Blueprint("api", __name__)
@@ -46,11 +51,30 @@ NOT_AUTHORIZED = "You are not authorized to use this resource!"
 FOLLOW_YOURSELF = "A user cannot follow themselves"
 
 
+def hold_api_connection() -> None:
+    """Take a connection from the API's autocommit pool for this request's statements, unless one is held."""
+    if g.get("api_connection") is None:
+        g.api_connection = api_engine().connect()
+
+
+def release_api_connection() -> None:
+    """Hand the API connection back to its pool, if this request holds one."""
+    held = g.pop("api_connection", None)
+    if held is not None:
+        held.close()
+
+
 @bp.before_request
-def hold_autocommit_connection() -> None:
-    """Take a pooled connection in autocommit mode for this request's statements, unless one is held."""
-    if not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+def hold_connection_unless_registering() -> None:
+    """Every API request holds its connection from the start, except a register: it hashes first."""
+    if request.endpoint != "api.register":
+        hold_api_connection()
+
+
+@bp.teardown_request
+def release_connection(error: BaseException | None = None) -> None:
+    """Hand the connection back after any answer, a 500 or 503 included."""
+    release_api_connection()
 
 
 def requested_latest() -> int | None:
@@ -73,9 +97,9 @@ def records_latest(view):
             response = handle_http_error(error)
         latest = requested_latest()
         if latest is not None:
-            hold_autocommit_connection()  # registering handed it back while hashing the password
+            hold_api_connection()  # a register takes it only now, after hashing
             models.record_latest(latest)
-        db.session.commit()  # hand the connection back to the pool before the answer goes out
+        release_api_connection()  # back to the pool before the answer goes out
         return response
 
     return wrapper
@@ -141,7 +165,7 @@ def unknown_user(username: str):
 
 def message_list(query) -> list[dict]:
     """Messages as the simulator expects them: content verbatim, epoch pub_date, author name."""
-    rows = db.session.execute(query.limit(page_size()))
+    rows = models.connection().execute(query.limit(page_size()))
     return [{"content": row.text, "pub_date": row.pub_date, "user": row.username} for row in rows]
 
 
@@ -160,6 +184,7 @@ def register():
         return error
     fields = [body.get(name) or "" for name in ("username", "email", "pwd")]
     message = models.register_user(*fields)
+    db.session.commit()  # a refused register still holds its checks' transaction: end it now
     if message:
         return error_response(400, message)
     metrics.USERS_REGISTERED.labels(source="api").inc()

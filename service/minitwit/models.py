@@ -10,7 +10,9 @@ import time
 import unicodedata
 
 from flask import current_app
+from flask import g
 from sqlalchemy import BigInteger
+from sqlalchemy import Connection
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Select
@@ -125,6 +127,14 @@ RECORD_LATEST_PG = (
 )
 
 
+def connection() -> Connection:
+    """Where this request's statements run: the API's autocommit connection while the API holds one
+    (``api.hold_api_connection``), else the ORM session's connection and transaction (web pages, CLI).
+    """
+    held = g.get("api_connection")
+    return held if held is not None else db.session.connection()
+
+
 def storable(value: str) -> bool:
     """Tell whether a string can be stored: no NUL (PostgreSQL refuses it), no lone surrogates."""
     if "\x00" in value:
@@ -140,7 +150,7 @@ def get_user_id(username: str) -> int | None:
     """Look up the id for a username; a name that could never be stored belongs to nobody."""
     if not storable(username):
         return None
-    return db.session.scalar(select(User.user_id).where(User.username == username))
+    return connection().scalar(select(User.user_id).where(User.username == username))
 
 
 def get_user_ids(*usernames: str) -> dict[str, int]:
@@ -148,7 +158,7 @@ def get_user_ids(*usernames: str) -> dict[str, int]:
     names = [name for name in usernames if storable(name)]
     if not names:
         return {}
-    rows = db.session.connection().execute(USER_IDS, {"names": names})
+    rows = connection().execute(USER_IDS, {"names": names})
     return {username: user_id for username, user_id in rows}
 
 
@@ -229,9 +239,7 @@ def home_timeline_query(user_id: int) -> Select:
 
 def add_message(author_id: int, content: str) -> None:
     """Store a new, visible message stamped with the server's time."""
-    db.session.connection().execute(
-        ADD_MESSAGE, {"author_id": author_id, "text": content, "pub_date": int(time.time())}
-    )
+    connection().execute(ADD_MESSAGE, {"author_id": author_id, "text": content, "pub_date": int(time.time())})
 
 
 def add_message_as(username: str, content: str) -> bool:
@@ -239,7 +247,7 @@ def add_message_as(username: str, content: str) -> bool:
     if not storable(username):
         return False
     params = {"username": username, "text": content, "pub_date": int(time.time())}
-    return db.session.connection().execute(ADD_MESSAGE_AS, params).first() is not None
+    return connection().execute(ADD_MESSAGE_AS, params).first() is not None
 
 
 def is_following(who_id: int, whom_id: int) -> bool:
@@ -249,12 +257,12 @@ def is_following(who_id: int, whom_id: int) -> bool:
 
 def follow(who_id: int, whom_id: int) -> None:
     """Follow a user; following twice keeps one row, even under concurrent requests."""
-    db.session.connection().execute(FOLLOW, {"who_id": who_id, "whom_id": whom_id})
+    connection().execute(FOLLOW, {"who_id": who_id, "whom_id": whom_id})
 
 
 def unfollow(who_id: int, whom_id: int) -> None:
     """Stop following a user; unfollowing someone not followed is not an error."""
-    db.session.connection().execute(UNFOLLOW, {"who_id": who_id, "whom_id": whom_id})
+    connection().execute(UNFOLLOW, {"who_id": who_id, "whom_id": whom_id})
 
 
 def follow_by_name(who: str, whom: str) -> bool:
@@ -264,7 +272,7 @@ def follow_by_name(who: str, whom: str) -> bool:
     """
     if not (storable(who) and storable(whom)):
         return False
-    return db.session.connection().execute(FOLLOW_BY_NAME, {"who": who, "whom": whom}).rowcount > 0
+    return connection().execute(FOLLOW_BY_NAME, {"who": who, "whom": whom}).rowcount > 0
 
 
 def unfollow_by_name(who: str, whom: str) -> bool:
@@ -274,7 +282,7 @@ def unfollow_by_name(who: str, whom: str) -> bool:
     """
     if not (storable(who) and storable(whom)):
         return False
-    return db.session.connection().execute(UNFOLLOW_BY_NAME, {"who": who, "whom": whom}).rowcount > 0
+    return connection().execute(UNFOLLOW_BY_NAME, {"who": who, "whom": whom}).rowcount > 0
 
 
 def followed_usernames(user_id: int, limit: int) -> list[str]:
@@ -286,12 +294,12 @@ def followed_usernames(user_id: int, limit: int) -> list[str]:
         .order_by(User.user_id)
         .limit(limit)
     )
-    return list(db.session.scalars(query))
+    return list(connection().scalars(query))
 
 
 def get_latest() -> int:
     """The last ``latest`` value the simulator sent, or -1 before the first."""
-    value = db.session.scalar(select(Latest.value).where(Latest.id == 1))
+    value = connection().scalar(select(Latest.value).where(Latest.id == 1))
     return -1 if value is None else value
 
 
@@ -309,8 +317,8 @@ def record_latest(value: int) -> None:
     """
     if not isinstance(value, int) or not BIGINT_MIN <= value <= BIGINT_MAX:
         raise ValueError(f"latest must be an int in BIGINT range, got {value!r}")
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.connection.dbapi_connection.execute(RECORD_LATEST_PG % value, prepare=False)
+    held = connection()
+    if held.dialect.name == "postgresql":
+        held.connection.dbapi_connection.execute(RECORD_LATEST_PG % value, prepare=False)
     else:
-        connection.execute(RECORD_LATEST, {"value": value})
+        held.execute(RECORD_LATEST, {"value": value})

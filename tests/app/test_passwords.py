@@ -102,15 +102,18 @@ def test_login_without_a_free_slot_answers_503_page(app, auth, no_free_slot):
 
 @pytest.fixture
 def connections_while_hashing(app, monkeypatch):
-    """Record, at every hash or verification, whether the request's session holds a pooled connection."""
+    """Record, at every hash or verification, whether the request's session is in a transaction and
+    how many connections are checked out of the ORM's pool and of the API's (the same pool on SQLite)."""
+    from minitwit.extensions import api_engine
     from minitwit.extensions import db
 
     held = []
     real = passwords.with_slot
 
     def spy(function, *args):
-        pool = db.engine.pool
-        held.append((db.session().in_transaction(), getattr(pool, "checkedout", lambda: 0)()))
+        pools = {db.engine.pool, api_engine().pool}
+        checked_out = sum(getattr(pool, "checkedout", lambda: 0)() for pool in pools)
+        held.append((db.session().in_transaction(), checked_out))
         return real(function, *args)
 
     monkeypatch.setattr(passwords, "with_slot", spy)

@@ -27,21 +27,30 @@ READS = {
 
 @contextlib.contextmanager
 def recorded_statements(app):
-    """Collect (statement, parameters) of every SQL statement the app sends while active."""
+    """Collect (statement, parameters) of every SQL statement the app sends while active.
+
+    On PostgreSQL the API has an engine of its own; on SQLite it shares ``db.engine``'s pool and
+    events (an option engine), so it is listened to only when it is a separate engine.
+    """
     from minitwit.extensions import db
 
     with app.app_context():
-        engine = db.engine
+        engines = [db.engine]
+        api_engine = app.extensions["minitwit_api_engine"]
+        if api_engine.pool is not db.engine.pool:
+            engines.append(api_engine)
     statements = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
         statements.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def query_count(app, client, path, headers) -> int:

@@ -32,11 +32,12 @@ def make_app(database_url: str, **overrides):
 
 
 def dispose(app):
-    """Close the app's pooled connections so PostgreSQL sessions do not pile up."""
+    """Close the app's pooled connections (the ORM's and the API's) so PostgreSQL sessions do not pile up."""
     from minitwit.extensions import db
 
     with app.app_context():
         db.engine.dispose()
+        app.extensions["minitwit_api_engine"].dispose()
 
 
 def migrate(database_url: str):
