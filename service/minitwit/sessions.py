@@ -1,31 +1,28 @@
-"""The signed session cookie, opened only where it is used: the web pages.
+"""The signed session cookie, without its cost for requests that send no cookies.
 
-The simulator API authenticates every request with Basic credentials, and the probes with
-nothing, so neither reads or writes the session. Flask would still build a signing serializer
-and parse the cookies for each of their requests, which is 6-7% of an API request's CPU in
-process (docs/performance.md). There they get Flask's null session: empty, never saved, and an
-error if code ever tries to store something in it.
+Flask builds a signing serializer and parses the cookies for every request before it can tell
+that there is no session cookie. The simulator and the probes never send cookies, and that
+work was 1-10% of an API request's CPU in process (docs/performance.md). A request without a
+``Cookie`` header gets at once what Flask would have given it: a new, empty session that
+sign-in can still fill. Every other request goes through Flask's own code.
 """
 
 from flask import Flask
 from flask import Request
+from flask.sessions import SecureCookieSession
 from flask.sessions import SecureCookieSessionInterface
-from flask.sessions import SessionMixin
 
 
-class PageSessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, except for requests whose path starts with a cookieless prefix."""
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with a shortcut for requests that carry no cookies."""
 
-    def __init__(self, cookieless_prefixes: tuple[str, ...]):
-        self.cookieless_prefixes = cookieless_prefixes
-
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        """The null session on a cookieless path, else the signed cookie's."""
-        if request.path.startswith(self.cookieless_prefixes):
-            return self.null_session_class()
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        """An empty session when the request sends no cookies at all, else Flask's."""
+        if "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
         return super().open_session(app, request)
 
 
 def init_app(app: Flask) -> None:
-    """Open no session for the API (``API_PREFIX/...``) and the probes."""
-    app.session_interface = PageSessionInterface((app.config["API_PREFIX"] + "/", "/health", "/ready"))
+    """Use the shortcut for every request."""
+    app.session_interface = CookieSessionInterface()
