@@ -28,7 +28,7 @@ def init_api_engine(app: Flask) -> None:
     Each API write is one statement, committed as it runs (api.py), so the API needs no ORM
     session and no transaction. A pool of its own means its connections never switch between
     autocommit and transactions, and the web pages keep the ORM session on ``db.engine``.
-    Switching per request and going through the session cost 8-10% of an API request's CPU in
+    Switching per request and going through the session cost 8-14% of an API request's CPU in
     process (docs/performance.md). SQLite is a single file with a writer lock, not a server:
     there the API shares ``db.engine``'s connections, switched per connection as before.
     """

@@ -17,8 +17,11 @@ class CookieSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with a shortcut for requests that carry no cookies."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        """An empty session when the request sends no cookies at all, else Flask's."""
-        if "HTTP_COOKIE" not in request.environ:
+        """An empty session when the request sends no cookies at all, else Flask's.
+
+        Without a secret key Flask's own code runs, so a session stays unavailable as Flask makes it.
+        """
+        if "HTTP_COOKIE" not in request.environ and app.secret_key:
             return self.session_class()
         return super().open_session(app, request)
 
