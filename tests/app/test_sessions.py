@@ -59,3 +59,12 @@ def test_users_named_like_the_api_or_the_probes_can_be_followed(app, auth, name)
     auth.login_as("viewer")
     rv = auth._client.get(f"/{name}/follow", follow_redirects=True)
     assert f"You are now following &#34;{name}&#34;" in rv.get_data(as_text=True)
+
+
+def test_without_a_secret_key_flask_decides(app):
+    """No shortcut without a key: Flask's own code answers None, so the session stays unavailable."""
+    app.secret_key = None
+    with app.test_request_context("/api/msgs"):  # no Cookie header
+        from flask import request
+
+        assert app.session_interface.open_session(app, request) is None
