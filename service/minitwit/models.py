@@ -26,6 +26,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
+from werkzeug.exceptions import HTTPException
 
 from .extensions import db
 from .passwords import hash_password
@@ -96,6 +97,13 @@ USERNAME_INVISIBLE = (
 )
 # Unicode categories that are invisible or reorder text: a name with them can impersonate another.
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+USERNAME_NOT_A_PATH = 'The username cannot be a page address: no "/", and not "." or ".."'
+# A user's page and its two links; a name whose addresses lead anywhere else is not free.
+USER_PAGES = (
+    ("", "timeline.user_timeline"),
+    ("/follow", "timeline.follow_user"),
+    ("/unfollow", "timeline.unfollow_user"),
+)
 
 # The simulator API's statements, built once at import (the API's hot path skips building and
 # caching a statement per request). Each is one statement, the same on PostgreSQL and SQLite.
@@ -167,6 +175,27 @@ def has_invisible_characters(text: str) -> bool:
     return any(unicodedata.category(char) in INVISIBLE_CATEGORIES for char in text)
 
 
+def is_path_unsafe(username: str) -> bool:
+    """Tell whether no URL can address ``/<username>``: a "/" splits it, and browsers resolve "." and ".." away."""
+    return "/" in username or username in (".", "..")
+
+
+def claims_a_page(username: str) -> bool:
+    """Tell whether ``/<username>`` or its follow links already are another page (``/public``, ``/health``).
+
+    Read from the app's own routes, so a page added later reserves its name without a list to update.
+    """
+    adapter = current_app.url_map.bind("localhost")
+    for suffix, endpoint in USER_PAGES:
+        try:
+            matched, _ = adapter.match(f"/{username}{suffix}", method="GET")
+        except HTTPException:  # 404 (no route), 405, or a redirect to another address
+            return True
+        if matched != endpoint:
+            return True
+    return False
+
+
 def registration_error(username: str, email: str, password: str, password2: str | None = None) -> str | None:
     """Return the first failing registration check's message, in the contract's order, or None.
 
@@ -179,6 +208,8 @@ def registration_error(username: str, email: str, password: str, password2: str 
         return "You have to enter a username"
     if has_invisible_characters(username):
         return USERNAME_INVISIBLE
+    if is_path_unsafe(username):
+        return USERNAME_NOT_A_PATH
     if len(username) > config["MAX_USERNAME_LENGTH"]:
         return f"The username is too long (at most {config['MAX_USERNAME_LENGTH']} characters)"
     if not email or "@" not in email or len(email) > config["MAX_EMAIL_LENGTH"]:
@@ -189,8 +220,8 @@ def registration_error(username: str, email: str, password: str, password2: str 
         return f"The password is too long (at most {config['MAX_PASSWORD_LENGTH']} characters)"
     if password2 is not None and password != password2:
         return "The two passwords do not match"
-    if get_user_id(username) is not None:
-        return USERNAME_TAKEN
+    if claims_a_page(username) or get_user_id(username) is not None:
+        return USERNAME_TAKEN  # a page of the site's own holds the name as surely as a user does
     return None
 
 

@@ -53,7 +53,7 @@ def test_other_cookies_go_through_flask(app, client, serializers_built):
 def test_users_named_like_the_api_or_the_probes_can_be_followed(app, auth, name):
     """The shortcut looks at cookies, not paths: /api/follow is a signed-in page for a user called api.
 
-    (Users called exactly health or ready can be followed too, but their pages are the probes.)
+    (Names that are exactly another page, such as health or ready, are refused at sign-up: test_usernames.)
     """
     insert_users(app, [name])
     auth.login_as("viewer")
