@@ -8,7 +8,7 @@
 #                           (also on failure); report in artifacts/lab/
 #   scripts/lab.sh down     remove the nodes, their volumes, the lab network and the run state
 #
-# Needs root, a running dockerd, mmdebstrap (scripts/install-system-deps.sh) and the venv.
+# Needs root, a running dockerd, mmdebstrap (scripts/install-system-deps.sh); makes .venv itself if missing.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"

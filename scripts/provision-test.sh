@@ -6,7 +6,7 @@
 #   scripts/provision-test.sh              every scenario
 #   scripts/provision-test.sh base docker  only these
 #
-# Logs: artifacts/provision-test/<scenario>.log. Needs root, dockerd, mmdebstrap, the venv.
+# Logs: artifacts/provision-test/<scenario>.log. Needs root, dockerd, mmdebstrap; makes .venv itself if missing.
 # Traffic goes only to the lab network's test hosts (MINITWIT_LAB_SUBNET, default 10.77.0.0/24).
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -73,6 +73,7 @@ print_summary() {
 main() {
   local scenarios=("$@")
   ((${#scenarios[@]})) || scenarios=("${SCENARIOS[@]}")
+  ensure_tools
   command -v molecule >/dev/null || die "molecule not installed (pip install -r requirements-dev.txt)"
   mkdir -p "$LOG_DIR"
   ensure_engine

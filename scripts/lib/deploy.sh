@@ -6,10 +6,19 @@
 # The Docker CLI first on PATH must be a recent one (docker_stack uses --detach=false).
 export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+# shellcheck source=scripts/lib/venv.sh
+source "$REPO_ROOT/scripts/lib/venv.sh"
+
+# The playbooks' tools (ansible-playbook, molecule) live in .venv: make it on a fresh clone, as
+# scripts/test.sh does (a no-op once requirements-dev.txt is installed).
+ensure_tools() {
+  (cd "$REPO_ROOT" && ensure_venv requirements-dev.txt) || die "could not install requirements-dev.txt into .venv"
+}
 
 # Build every image locally (scripts/build-images.sh); sets MINITWIT_IMAGE.
 build_images() {
   local output
+  ensure_tools
   output="$(scripts/build-images.sh)" || die "scripts/build-images.sh failed"
   printf '%s\n' "$output" >&2
   MINITWIT_IMAGE="$(printf '%s\n' "$output" | sed -n 's/^MINITWIT_IMAGE=//p' | tail -1)"
