@@ -309,6 +309,23 @@ def test_traefik_runs_once_on_a_manager_and_stops_first(base):
     assert "/var/run/docker.sock:/var/run/docker.sock:ro" in base["services"]["traefik"]["volumes"]
 
 
+def byte_size(value: str) -> int:
+    """A size as Compose writes it (``256M``) or Go's runtime reads it (``200MiB``), in bytes."""
+    match = re.fullmatch(r"(\d+)\s*([KMG])?(?:i?B)?", str(value), re.I)
+    assert match, f"not a size: {value!r}"
+    return int(match[1]) * 1024 ** " KMG".index((match[2] or " ").upper())
+
+
+def test_traefik_collects_garbage_before_its_memory_limit(base):
+    """GOGC is raised for CPU (docs/performance.md); GOMEMLIMIT keeps the heap under the task's limit."""
+    traefik = base["services"]["traefik"]
+    environment = traefik["environment"]
+    limit = byte_size(traefik["deploy"]["resources"]["limits"]["memory"])
+    soft = byte_size(environment["GOMEMLIMIT"])
+    assert int(environment["GOGC"]) > 100
+    assert soft <= 0.8 * limit, f"GOMEMLIMIT {soft} leaves too little of the {limit}-byte limit for the rest"
+
+
 # --- the app service ----------------------------------------------------------------
 
 
