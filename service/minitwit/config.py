@@ -5,6 +5,7 @@ value, which is how Docker secrets arrive (``/run/secrets/<name>``).
 """
 
 import base64
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ SETTINGS = (
     "DB_POOL_TIMEOUT",
     "DB_POOL_PRE_PING",
     "DB_CONNECT_TIMEOUT",
+    "HASH_CONCURRENCY",
 )
 
 
@@ -65,6 +67,43 @@ def int_setting(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def count_setting(name: str, default: int) -> int:
+    """Return an environment variable that counts something (1 or more), refusing anything else."""
+    value = int_setting(name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be 1 or more, got {value}")
+    return value
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by its cgroup's quota (Swarm's ``cpus``)."""
+    cores = len(os.sched_getaffinity(0))
+    quota = cpu_quota()
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
+
+
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The cgroup's CPU quota in cores (cgroup v2 ``cpu.max``, else v1 CFS files); None if unlimited or unknown."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu/cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu/cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    return None if quota in ("max", "-1") else int(quota) / int(period)
+
+
+def hash_concurrency() -> int:
+    """How many password hashes may run at once per replica: ``HASH_CONCURRENCY``, else one per usable core.
+
+    Read when minitwit.passwords is imported and by gunicorn's master (service/gunicorn.conf.py),
+    which makes the replica's slots before the app exists, so it is not part of ``load_config``.
+    """
+    return count_setting("HASH_CONCURRENCY", usable_cores())
 
 
 def normalise_database_url(url: str) -> str:

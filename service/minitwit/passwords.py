@@ -6,18 +6,16 @@ contract's section 1). Hashes that earlier versions stored are still accepted: W
 ``needs_rehash`` tells the caller to replace them (and argon2id hashes with older parameters).
 
 A hash costs ~20 ms of CPU and 19 MiB of memory, so at most ``HASH_CONCURRENCY`` run at once per
-replica (default: the cores the replica may use). A burst of sign-ups then queues for the slots
-instead of taking every core from the tweets, follows and page loads served meanwhile. Callers must
-not hold a pooled database connection or a row lock while they call in here.
+replica (default: the cores the replica may use; see config.hash_concurrency). A burst of sign-ups
+then queues for the slots instead of taking every core from the tweets, follows and page loads
+served meanwhile. Callers must not hold a pooled database connection or a row lock while they call
+in here.
 """
 
 import hashlib
 import hmac
-import math
 import multiprocessing
-import os
 import threading
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2 import Type
@@ -26,38 +24,11 @@ from argon2.exceptions import VerificationError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.security import check_password_hash
 
+from .config import hash_concurrency
+
 HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.ID)
 SLOT_WAIT_S = 10  # far beyond any queue the server's threads can form; reached only if a slot was lost
 BUSY = "Too many sign-ins and sign-ups at once. Please try again in a moment."
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, capped by its cgroup's quota (Swarm's ``cpus``)."""
-    cores = len(os.sched_getaffinity(0))
-    quota = cpu_quota()
-    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
-
-
-def cpu_quota() -> float | None:
-    """The cgroup's CPU quota in cores (cgroup v2 ``cpu.max``, else v1 CFS files); None if unlimited or unknown."""
-    cgroup = Path("/sys/fs/cgroup")
-    try:
-        quota, period = (cgroup / "cpu.max").read_text().split()
-    except (OSError, ValueError):
-        try:
-            quota = (cgroup / "cpu/cpu.cfs_quota_us").read_text().strip()
-            period = (cgroup / "cpu/cpu.cfs_period_us").read_text().strip()
-        except OSError:
-            return None
-    return None if quota in ("max", "-1") else int(quota) / int(period)
-
-
-def hash_concurrency() -> int:
-    """How many hashes may run at once per replica: ``HASH_CONCURRENCY``, else one per usable core."""
-    setting = os.environ.get("HASH_CONCURRENCY", "").strip()
-    if setting and not setting.isdigit():
-        raise ValueError(f"HASH_CONCURRENCY must be a whole number of hashes at once, not {setting!r}")
-    return max(1, int(setting or usable_cores()))
 
 
 def new_slots():

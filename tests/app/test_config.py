@@ -16,8 +16,11 @@ from minitwit.config import DEFAULT_SIMULATOR_AUTH
 from minitwit.config import DEV_SECRET_KEY
 from minitwit.config import SETTINGS
 from minitwit.config import ConfigError
+from minitwit.config import cpu_quota
 from minitwit.config import engine_options
+from minitwit.config import hash_concurrency
 from minitwit.config import normalise_database_url
+from minitwit.config import usable_cores
 
 from testkit import REPO_ROOT
 from testkit import SERVICE_DIR
@@ -52,7 +55,7 @@ def add_whoami(app):
 def names_read_by_config() -> set[str]:
     """Every environment variable config.py reads, found in its source."""
     tree = ast.parse((SERVICE_DIR / "minitwit" / "config.py").read_text())
-    readers = {"get", "read_setting", "int_setting"}
+    readers = {"get", "read_setting", "int_setting", "count_setting"}
     return {
         node.args[0].value
         for node in ast.walk(tree)
@@ -171,6 +174,88 @@ def test_api_prefix_is_configurable(app_factory, monkeypatch):
     client = app_factory().test_client()
     assert client.get("/sim/latest").get_json() == {"latest": -1}
     assert client.get("/api/latest").status_code == 404
+
+
+# --- password hashing: HASH_CONCURRENCY -------------------------------------------------------
+
+
+def test_hash_concurrency_defaults_to_one_per_usable_core():
+    """Unset (or empty), one hashing slot per core this process may use, at least one."""
+    assert hash_concurrency() == usable_cores()
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    "affinity, quota, expected",
+    [(8, None, 8), (8, 1.0, 1), (8, 2.5, 3), (8, 0.5, 1), (2, 16.0, 2)],
+)
+def test_usable_cores_is_the_affinity_capped_by_the_cpu_limit(monkeypatch, affinity, quota, expected):
+    """A container's CPU limit (rounded up) caps the cores its affinity allows; unlimited, the affinity counts."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(affinity)))
+    monkeypatch.setattr("minitwit.config.cpu_quota", lambda: quota)
+    assert usable_cores() == expected
+    assert hash_concurrency() == expected
+    monkeypatch.setenv("HASH_CONCURRENCY", "")
+    assert hash_concurrency() == expected
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({}, None),
+    ],
+)
+def test_cpu_limit_from_cgroup_v2_or_v1(tmp_path, files, expected):
+    """Swarm's ``cpus`` arrives as cgroup v2 ``cpu.max`` or v1's CFS quota and period; none means no limit."""
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    assert cpu_quota(tmp_path) == expected
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("3", 3), (" 2 ", 2), ("64", 64)])
+def test_hash_concurrency_from_the_environment(monkeypatch, value, expected):
+    """``HASH_CONCURRENCY`` replaces the default, above the core count too."""
+    monkeypatch.setenv("HASH_CONCURRENCY", value)
+    assert hash_concurrency() == expected
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("abc", "HASH_CONCURRENCY must be an integer, got 'abc'"),
+        ("1.5", "HASH_CONCURRENCY must be an integer, got '1.5'"),
+        ("0", "HASH_CONCURRENCY must be 1 or more, got 0"),
+        ("-1", "HASH_CONCURRENCY must be 1 or more, got -1"),
+    ],
+)
+def test_hash_concurrency_refuses_what_is_not_a_count(monkeypatch, tmp_path, value, message):
+    """A bad value is a configuration error naming the variable, also where gunicorn's master reads it."""
+    monkeypatch.setenv("HASH_CONCURRENCY", value)
+    with pytest.raises(ConfigError) as refused:
+        hash_concurrency()
+    assert str(refused.value) == message
+    with pytest.raises(ConfigError, match="HASH_CONCURRENCY"):
+        gunicorn_settings(monkeypatch, tmp_path)
+
+
+def test_cli_refuses_to_start_with_a_bad_hash_concurrency(tmp_path):
+    """The image's entrypoint migrates first: that command exits non-zero naming the variable."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in SETTINGS},
+        "HASH_CONCURRENCY": "0",
+        "PYTHONPATH": str(SERVICE_DIR),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    cmd = [sys.executable, "-m", "flask", "--app", "minitwit", "migrate"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "ConfigError: HASH_CONCURRENCY must be 1 or more, got 0" in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.db").exists()
 
 
 # --- production --------------------------------------------------------------------

@@ -29,22 +29,6 @@ def test_new_hash_uses_owasp_argon2id_parameters():
     assert not passwords.needs_rehash(pw_hash)
 
 
-@pytest.mark.parametrize("setting, expected", [("1", 1), ("3", 3), ("0", 1), ("", None)])
-def test_hash_concurrency_setting(monkeypatch, setting, expected):
-    """``HASH_CONCURRENCY`` sets the bound (at least 1); unset, it is one slot per usable core."""
-    monkeypatch.setenv("HASH_CONCURRENCY", setting)
-    assert passwords.hash_concurrency() == (expected or passwords.usable_cores())
-    assert 1 <= passwords.usable_cores() <= len(passwords.os.sched_getaffinity(0))
-
-
-@pytest.mark.parametrize("setting", ["two", "-1", "1.5"])
-def test_hash_concurrency_refuses_what_is_not_a_count(monkeypatch, setting):
-    """A mistyped setting stops the start with a message naming it, not a bare ValueError from int()."""
-    monkeypatch.setenv("HASH_CONCURRENCY", setting)
-    with pytest.raises(ValueError, match="HASH_CONCURRENCY must be a whole number"):
-        passwords.hash_concurrency()
-
-
 def hold_slot(slots, current, peak, seconds):
     """In a forked worker: take a slot the way the app does and count how many holders overlap."""
     passwords.share_slots(slots)
