@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from dataclasses import field
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -75,6 +76,8 @@ class Response:
     body: bytes = b""
     latency: float = 0.0
     error: str | None = None
+    # Header names lower-cased (the last value of a repeated header wins).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self):
         """Decode the body as JSON, or return None when it is not JSON."""
@@ -91,6 +94,7 @@ def build_request(
     body: bytes = b"",
     auth: bool = True,
     request_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     """Serialise one request once, so sending it costs a single ``sendall``."""
     lines = [
@@ -104,6 +108,7 @@ def build_request(
         lines.append(f"Authorization: {AUTHORIZATION}")
     if request_id:
         lines.append(f"X-Request-ID: {request_id}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if method == "POST":
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
@@ -128,13 +133,28 @@ def send(
     *,
     auth: bool = False,
     request_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
-    """Send one request (a JSON ``payload`` makes it a body) and return the whole answer, timed."""
+    """Send one request (a JSON ``payload`` makes it a body) and return the whole answer, timed.
+
+    ``headers`` are sent as given (an ``Authorization`` of your own, for instance, with ``auth`` False).
+    """
     body = json.dumps(payload).encode() if payload is not None else b""
-    raw = build_request(target, method, path, body, auth, request_id)
+    raw = build_request(target, method, path, body, auth, request_id, headers)
     started = time.perf_counter()
-    status, data, error = _exchange(target, raw, target.timeout, keep_body=True)
-    return Response(status, data, time.perf_counter() - started, error)
+    head: list[bytes] = []
+    status, data, error = _exchange(target, raw, target.timeout, keep_body=True, head_out=head)
+    return Response(status, data, time.perf_counter() - started, error, parse_headers(head[0] if head else b""))
+
+
+def parse_headers(head: bytes) -> dict[str, str]:
+    """The header fields of a response head (without the status line), names lower-cased."""
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return fields
 
 
 def fetch(target: Target, raw: bytes, timeout: float) -> tuple[int | None, str | None]:
@@ -143,8 +163,13 @@ def fetch(target: Target, raw: bytes, timeout: float) -> tuple[int | None, str |
     return status, error
 
 
-def _exchange(target: Target, raw: bytes, timeout: float, keep_body: bool) -> tuple[int | None, bytes, str | None]:
-    """Connect, send ``raw``, read the answer: (status, body or b"", None) or (None, b"", error kind)."""
+def _exchange(
+    target: Target, raw: bytes, timeout: float, keep_body: bool, head_out: list[bytes] | None = None
+) -> tuple[int | None, bytes, str | None]:
+    """Connect, send ``raw``, read the answer: (status, body or b"", None) or (None, b"", error kind).
+
+    ``head_out``, when given, receives the response head (status line and header fields).
+    """
     try:
         sock = socket.create_connection((target.connect_host, target.port), timeout=timeout)
     except OSError:
@@ -153,7 +178,7 @@ def _exchange(target: Target, raw: bytes, timeout: float, keep_body: bool) -> tu
         if target.ssl_context:
             sock = target.ssl_context.wrap_socket(sock, server_hostname=target.host)
         sock.sendall(raw)
-        return *_read_response(sock, keep_body), None
+        return *_read_response(sock, keep_body, head_out), None
     except TimeoutError:
         return None, b"", "ReadTimeout"
     except (OSError, ValueError, IndexError):
@@ -162,7 +187,7 @@ def _exchange(target: Target, raw: bytes, timeout: float, keep_body: bool) -> tu
         sock.close()
 
 
-def _read_response(sock: socket.socket, keep_body: bool) -> tuple[int, bytes]:
+def _read_response(sock: socket.socket, keep_body: bool, head_out: list[bytes] | None = None) -> tuple[int, bytes]:
     """Read the head and the whole body (by Content-Length, else until close); return status and body.
 
     The body is kept only when asked for (the replay needs just the status and reads the body only to
@@ -176,6 +201,8 @@ def _read_response(sock: socket.socket, keep_body: bool) -> tuple[int, bytes]:
             raise ValueError("connection closed before the response head")
         buf += chunk
     head, _, first = buf.partition(b"\r\n\r\n")
+    if head_out is not None:
+        head_out.append(head)
     status, length = parse_head(head)
     chunks, received = [first], len(first)
     while length is None or received < length:

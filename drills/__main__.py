@@ -1,4 +1,4 @@
-"""Run the drills against the stack that ``scripts/stack-test.sh up`` left running.
+"""Run the drills against the lab stack that ``scripts/lab.sh up`` deployed.
 
 Usage: ``python -m drills [--only 1,3] [--env-file FILE] [--out artifacts/drills]``.
 Exit status: 0 when every objective passed, 1 when one was missed, 2 on a usage error.
@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.client import LOOPBACK
 from bench.client import parse_target
 from drills import report
-from drills import stack as docker
+from drills import swarm
 from drills.nodeloss import node_loss
 from drills.restore import backup_restore
 from drills.runner import Context
@@ -26,7 +26,7 @@ from drills.scenarios import database_restart
 from drills.scenarios import replica_crash
 from drills.scenarios import rolling_update
 
-DEFAULT_CA = "/tmp/minitwit-stack/acme-root.pem"  # minitwit_verify_ca_path in CI
+DEFAULT_CA = "/tmp/minitwit-lab17/acme-root.pem"  # minitwit_verify_ca_path in the lab
 # Order matters: 4 rolls back to the tag 1 deployed; 5 wipes the database last.
 DRILLS = {
     1: ("rolling update", rolling_update),
@@ -66,14 +66,14 @@ def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
     url = f"https://{env.get('MINITWIT_DOMAIN', 'minitwit.test')}{env.get('API_PREFIX', '/api')}"
     target = parse_target(url, _ca_file(env), env.get("MINITWIT_ADDRESS") or LOOPBACK, args.timeout)
     extra = tuple(shlex.split(env.get("MINITWIT_ANSIBLE_EXTRA_VARS", "")))
-    stack = docker.Stack(
+    stack = swarm.Stack(
         name=env.get("MINITWIT_STACK", "minitwit"),
-        inventory=env.get("MINITWIT_INVENTORY", docker.Stack.inventory),
-        image_var=env.get("MINITWIT_IMAGE_VAR", docker.Stack.image_var),
+        inventory=env.get("MINITWIT_INVENTORY", swarm.Stack.inventory),
+        image_var=env.get("MINITWIT_IMAGE_VAR", swarm.Stack.image_var),
         extra_vars=extra,
     )
     if env.get("MINITWIT_DOCKER"):
-        docker.DOCKER[:] = shlex.split(env["MINITWIT_DOCKER"])
+        swarm.DOCKER[:] = shlex.split(env["MINITWIT_DOCKER"])
     return Context(
         target,
         stack,
@@ -91,7 +91,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="1,2,3,4,5",
         help="comma-separated drill numbers (default: all)",
     )
-    parser.add_argument("--env-file", type=Path, default=Path("/tmp/minitwit-stack/env"))
+    parser.add_argument("--env-file", type=Path, default=Path("/tmp/minitwit-lab17/env"))
     parser.add_argument("--out", type=Path, default=Path("artifacts/drills"))
     parser.add_argument("--rate", type=float, default=16.0, help="requests per second (default 16)")
     parser.add_argument("--workers", type=int, default=4)
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not args.env_file.is_file():
         print(
-            f"drills: {args.env_file} not found: run scripts/stack-test.sh up first",
+            f"drills: {args.env_file} not found: run scripts/lab.sh up first",
             file=sys.stderr,
         )
         return 2
@@ -133,7 +133,7 @@ def main(argv: list[str]) -> int:
                 "timeout_s": ctx.target.timeout,
             },
             "drills": [r.as_dict() for r in results],
-            "commands": docker.LOG,
+            "commands": swarm.LOG,
         }
         paths = report.write(document, args.out)
     print(f"drills: report {paths[1]} and {paths[0]}")

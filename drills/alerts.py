@@ -10,23 +10,23 @@ from __future__ import annotations
 import json
 import time
 
-from drills import stack as docker
+from drills import swarm
 
 SINK = "alert-sink"
 # The heartbeat fires all the time; it says nothing about a drill.
 IGNORED = {"Watchdog"}
 
 
-def notifications(stack: docker.Stack) -> list[dict]:
+def notifications(stack: swarm.Stack) -> list[dict]:
     """Every notification the sink received (empty when there is no sink)."""
     found = []
-    for container in docker.containers(stack.service(SINK)):
-        proc = docker.run(["docker", "logs", container], timeout=30)
+    for container in swarm.containers(stack.service(SINK)):
+        proc = swarm.run(["docker", "logs", container], timeout=30)
         found += [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return sorted(found, key=lambda n: n["at"])
 
 
-def since(stack: docker.Stack, fault_at: float) -> list[dict]:
+def since(stack: swarm.Stack, fault_at: float) -> list[dict]:
     """Notifications after the fault, with ``after_s`` (seconds from the fault)."""
     return [
         {**n, "after_s": round(n["at"] - fault_at, 1)}
@@ -41,7 +41,7 @@ def first(found: list[dict], alertname: str, status: str) -> float | None:
     return min(times, default=None)
 
 
-def wait_for(stack: docker.Stack, fault_at: float, alertname: str, status: str, timeout: float) -> float | None:
+def wait_for(stack: swarm.Stack, fault_at: float, alertname: str, status: str, timeout: float) -> float | None:
     """Poll the sink until ``alertname`` arrives with ``status``; seconds from the fault."""
     deadline = time.monotonic() + timeout
     while True:

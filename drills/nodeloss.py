@@ -9,15 +9,15 @@ manager, and the control plane must keep answering on the two that remain.
 
 from __future__ import annotations
 
-from drills import stack as docker
+from drills import swarm
 from drills.runner import REPLICAS
 from drills.runner import Context
 from drills.runner import DrillResult
 from drills.runner import Envelope
-from drills.scenarios import _loss_objectives
-from drills.scenarios import _round
+from drills.runner import loss_objectives
 from drills.stats import at_most
 from drills.stats import is_true
+from drills.stats import rounded
 
 NODE_DOWN_BOUND_S = 60  # Swarm's heartbeat notices a silent node in about 12 s
 RESCHEDULE_BOUND_S = 120  # node seen Down + a replacement started and healthy (start period 20 s)
@@ -26,7 +26,7 @@ REJOIN_BOUND_S = 60  # node booted again (systemd, dockerd) and Ready
 
 def app_nodes(ctx: Context) -> list[str]:
     """Node of every Running app task (one entry per task)."""
-    proc = docker.run(
+    proc = swarm.run(
         [
             "docker",
             "service",
@@ -44,7 +44,7 @@ def app_nodes(ctx: Context) -> list[str]:
 
 def service_node(ctx: Context, short: str) -> str:
     """Node of the running task of a one-replica service ('' when none)."""
-    proc = docker.run(
+    proc = swarm.run(
         [
             "docker",
             "service",
@@ -62,7 +62,7 @@ def service_node(ctx: Context, short: str) -> str:
 
 def node_status(node: str) -> str:
     """Swarm's view of a node (``ready``, ``down``...), '' when the managers do not answer."""
-    proc = docker.run(["docker", "node", "inspect", "--format", "{{.Status.State}}", node], timeout=20)
+    proc = swarm.run(["docker", "node", "inspect", "--format", "{{.Status.State}}", node], timeout=20)
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -84,12 +84,12 @@ def node_loss(ctx: Context, result: DrillResult) -> None:
     container = f"{ctx.node_prefix}{victim.removeprefix('node')}"
     before = app_nodes(ctx)
     with Envelope(ctx, "d6") as env:
-        docker.run(["docker", "stop", container], timeout=90, check=True, host=True)
+        swarm.run(["docker", "stop", container], timeout=90, check=True, host=True)
         env.mark("node_stopped")
-        down = docker.wait_for(lambda: node_status(victim) == "down", timeout=NODE_DOWN_BOUND_S, interval=1)
+        down = swarm.wait_for(lambda: node_status(victim) == "down", timeout=NODE_DOWN_BOUND_S, interval=1)
         env.mark("node_down")
         control_plane = node_status(victim) != ""  # a manager answered with one of three gone
-        healed = docker.wait_for(
+        healed = swarm.wait_for(
             lambda: len([n for n in app_nodes(ctx) if n != victim]) == REPLICAS,
             timeout=RESCHEDULE_BOUND_S,
             interval=1,
@@ -98,14 +98,14 @@ def node_loss(ctx: Context, result: DrillResult) -> None:
         env.finish()
     figures = env.figures(result)
     during = app_nodes(ctx)
-    docker.run(["docker", "start", container], timeout=90, check=True, host=True)
-    rejoined = docker.wait_for(lambda: node_status(victim) == "ready", timeout=REJOIN_BOUND_S, interval=1)
+    swarm.run(["docker", "start", container], timeout=90, check=True, host=True)
+    rejoined = swarm.wait_for(lambda: node_status(victim) == "ready", timeout=REJOIN_BOUND_S, interval=1)
     after = app_nodes(ctx)
     figures.update(
         stopped_node=victim,
-        node_down_s=_round(down),
-        recovery_s=_round(None if healed is None else (down or 0) + healed),
-        node_ready_again_s=_round(rejoined),
+        node_down_s=rounded(down),
+        recovery_s=rounded(None if healed is None else (down or 0) + healed),
+        node_ready_again_s=rounded(rejoined),
         app_nodes_before=before,
         app_nodes_during=during,
         app_nodes_after_rejoin=after,
@@ -120,4 +120,4 @@ def node_loss(ctx: Context, result: DrillResult) -> None:
         at_most("time to 3 healthy replicas on the other nodes", figures["recovery_s"], RESCHEDULE_BOUND_S, " s"),
         at_most("node Ready again after start", figures["node_ready_again_s"], REJOIN_BOUND_S, " s"),
     ]
-    _loss_objectives(result, figures)
+    loss_objectives(result, figures)

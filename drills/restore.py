@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from drills import stack as docker
+from drills import swarm
 from drills.load import LoadGenerator
 from drills.runner import Context
 from drills.runner import DrillResult
@@ -35,8 +35,8 @@ RESTORE_BOUND_S = 300
 
 def psql(ctx: Context, sql: str) -> str:
     """Run one SQL statement inside the PostgreSQL container; return psql's unaligned output."""
-    container = docker.containers(ctx.stack.service("postgres"))[0]
-    proc = docker.run(
+    container = swarm.containers(ctx.stack.service("postgres"))[0]
+    proc = swarm.run(
         ["docker", "exec", "--user", "postgres", container, "sh", "-c", PSQL, "psql", sql],
         timeout=60,
         check=True,
@@ -64,8 +64,8 @@ def counts_up_to(ctx: Context, before: dict) -> dict:
 
 def data_volume(ctx: Context) -> str:
     """Name of the named volume mounted into the PostgreSQL container."""
-    container = docker.containers(ctx.stack.service("postgres"))[0]
-    proc = docker.run(
+    container = swarm.containers(ctx.stack.service("postgres"))[0]
+    proc = swarm.run(
         [
             "docker",
             "inspect",
@@ -86,9 +86,9 @@ def wipe(ctx: Context) -> dict:
     """Stop PostgreSQL, delete its data volume, start it again empty."""
     service = ctx.stack.service("postgres")
     volume = data_volume(ctx)
-    docker.scale(service, 0)
-    docker.wait_for(lambda: not docker.containers(service), timeout=90)
-    stopped = docker.run(
+    swarm.scale(service, 0)
+    swarm.wait_for(lambda: not swarm.containers(service), timeout=90)
+    stopped = swarm.run(
         [
             "docker",
             "ps",
@@ -99,10 +99,10 @@ def wipe(ctx: Context) -> dict:
         timeout=30,
     ).stdout.split()
     if stopped:
-        docker.run(["docker", "rm", "-f", *stopped], timeout=60, check=True)
-    removed = docker.run(["docker", "volume", "rm", volume], timeout=60)
-    docker.scale(service, 1)
-    docker.wait_for(lambda: docker.healthy_containers(service) == 1, timeout=120)
+        swarm.run(["docker", "rm", "-f", *stopped], timeout=60, check=True)
+    removed = swarm.run(["docker", "volume", "rm", volume], timeout=60)
+    swarm.scale(service, 1)
+    swarm.wait_for(lambda: swarm.healthy_containers(service) == 1, timeout=120)
     empty = psql(ctx, "SELECT to_regclass('public.message') IS NULL") == "t"
     return {
         "volume": volume,
@@ -116,7 +116,7 @@ def backup_restore(ctx: Context, result: DrillResult) -> None:
     with Envelope(ctx, "d5") as env:
         before = snapshot(ctx)
         backup_at = env.mark("backup_start")
-        backup = docker.playbook(ctx.stack, "backup.yml")
+        backup = swarm.playbook(ctx.stack, "backup.yml")
         env.finish()
     expected = env.load.accepted_before(backup_at)
     if backup.returncode != 0:
@@ -124,8 +124,8 @@ def backup_restore(ctx: Context, result: DrillResult) -> None:
     figures = env.figures(result)
     wiped = wipe(ctx)
     started = time.monotonic()
-    restore = docker.playbook(ctx.stack, "restore.yml")
-    ready = docker.wait_for(lambda: probe(ctx.target, "/ready") == 200, timeout=120)
+    restore = swarm.playbook(ctx.stack, "restore.yml")
+    ready = swarm.wait_for(lambda: probe(ctx.target, "/ready") == 200, timeout=120)
     restore_s = time.monotonic() - started
     if restore.returncode != 0:
         result.notes.append(restore.stdout[-3000:] + restore.stderr[-2000:])

@@ -16,10 +16,11 @@ from dataclasses import field
 from bench.client import Target
 from bench.client import send
 from drills import alerts
-from drills import stack as docker
+from drills import swarm
 from drills.load import LoadGenerator
 from drills.stats import Objective
 from drills.stats import all_passed
+from drills.stats import at_most
 from drills.stats import is_true
 from drills.stats import summarise
 from drills.verify import verify
@@ -32,7 +33,7 @@ class Context:
     """Everything a drill needs to know about the stack and the load."""
 
     target: Target
-    stack: docker.Stack
+    stack: swarm.Stack
     rate: float = 16.0
     workers: int = 4
     warmup: float = 6.0
@@ -84,20 +85,20 @@ def ready(ctx: Context) -> bool:
     if probe(ctx.target, "/ready") != 200:
         return False
     if ctx.node_prefix:  # replicas on other nodes: ask Swarm (Running = started and healthy)
-        return docker.running_tasks(app) == REPLICAS
-    return docker.healthy_containers(app) == REPLICAS
+        return swarm.running_tasks(app) == REPLICAS
+    return swarm.healthy_containers(app) == REPLICAS
 
 
 def run_drill(number: int, name: str, ctx: Context, body: Callable[[Context, DrillResult], None]) -> DrillResult:
     """Check preconditions, run ``body`` and turn any crash into a failed objective."""
     result = DrillResult(number, name)
     started = time.monotonic()
-    waited = docker.wait_for(lambda: ready(ctx), timeout=180, interval=2)
+    waited = swarm.wait_for(lambda: ready(ctx), timeout=180, interval=2)
     if waited is None:
         app = ctx.stack.service("app")
-        seen = f"{len(docker.containers(app))} app containers, {docker.healthy_containers(app)} healthy"
+        seen = f"{len(swarm.containers(app))} app containers, {swarm.healthy_containers(app)} healthy"
         result.objectives.append(is_true("precondition", False, f"3 healthy replicas and /ready 200 ({seen})"))
-        result.notes.append(docker.logs(ctx.stack.service("app")))
+        result.notes.append(swarm.logs(ctx.stack.service("app")))
     else:
         try:
             body(ctx, result)
@@ -160,3 +161,12 @@ class Envelope:
         }
         result.figures.update(figures)
         return result.figures  # the drill adds its own figures to the same dict
+
+
+def loss_objectives(result: DrillResult, figures: dict) -> None:
+    """The two objectives every drill under load shares: no write answered 204 lost, every user readable."""
+    writes = figures["writes"]
+    result.objectives.append(at_most("writes answered 204 but lost", writes["lost"], 0))
+    result.objectives.append(
+        is_true("every touched user readable", not writes["unreadable_users"], "all users read back")
+    )

@@ -8,15 +8,17 @@ from __future__ import annotations
 import time
 
 from drills import alerts
-from drills import stack as docker
+from drills import swarm
 from drills.runner import REPLICAS
 from drills.runner import Context
 from drills.runner import DrillResult
 from drills.runner import Envelope
+from drills.runner import loss_objectives
 from drills.runner import probe
 from drills.stats import at_most
 from drills.stats import is_true
 from drills.stats import outage_answers
+from drills.stats import rounded
 from drills.stats import summarise
 
 CRASH_RECOVERY_BOUND_S = 90  # restart delay + start + healthcheck start period
@@ -39,22 +41,10 @@ DB_RECOVERY_BOUND_S = 30  # app fully serving again after PostgreSQL is back
 UNHEALTHY_IMAGE = "FROM {image}\nENV PORT=5999\n"
 
 
-def _loss_objectives(result: DrillResult, figures: dict) -> None:
-    writes = figures["writes"]
-    result.objectives.append(at_most("writes answered 204 but lost", writes["lost"], 0))
-    result.objectives.append(
-        is_true(
-            "every touched user readable",
-            not writes["unreadable_users"],
-            "all users read back",
-        )
-    )
-
-
 def _deploy(ctx: Context, image: str) -> tuple[int, str, float]:
     """Run deploy.yml with ``image``; return rc, its output's tail, its duration."""
     started = time.monotonic()
-    proc = docker.playbook(ctx.stack, "deploy.yml", {ctx.stack.image_var: image})
+    proc = swarm.playbook(ctx.stack, "deploy.yml", {ctx.stack.image_var: image})
     return (
         proc.returncode,
         (proc.stdout + proc.stderr)[-4000:],
@@ -65,9 +55,9 @@ def _deploy(ctx: Context, image: str) -> tuple[int, str, float]:
 def rolling_update(ctx: Context, result: DrillResult) -> None:
     """Drill 1: deploy a second tag of the same image through deploy.yml under load."""
     app = ctx.stack.service("app")
-    current = docker.service_image(app)
+    current = swarm.service_image(app)
     new = f"{current.rsplit(':', 1)[0]}:drill-{int(time.time())}"
-    docker.tag_image(current, new)
+    swarm.tag_image(current, new)
     with Envelope(ctx, "d1") as env:
         rc, output, seconds = _deploy(ctx, new)
         env.finish()
@@ -83,22 +73,22 @@ def rolling_update(ctx: Context, result: DrillResult) -> None:
     result.objectives += [
         at_most("failed requests", figures["all"]["failed"], 0),
         is_true("deploy.yml succeeded", rc == 0, "exit code 0"),
-        is_true("service runs the new tag", docker.service_image(app) == new, new),
-        is_true("3 replicas running", docker.running_tasks(app) == REPLICAS, "3"),
+        is_true("service runs the new tag", swarm.service_image(app) == new, new),
+        is_true("3 replicas running", swarm.running_tasks(app) == REPLICAS, "3"),
     ]
-    _loss_objectives(result, figures)
+    loss_objectives(result, figures)
 
 
 def replica_crash(ctx: Context, result: DrillResult) -> None:
     """Drill 2: SIGKILL one app container; reads must not fail, nothing lost."""
     app = ctx.stack.service("app")
-    victim = docker.containers(app)[0]
+    victim = swarm.containers(app)[0]
     with Envelope(ctx, "d2") as env:
-        docker.kill(victim)
-        recovered = docker.wait_for(
-            lambda: victim not in docker.containers(app)
-            and docker.healthy_containers(app) == REPLICAS
-            and docker.running_tasks(app) == REPLICAS,
+        swarm.kill(victim)
+        recovered = swarm.wait_for(
+            lambda: victim not in swarm.containers(app)
+            and swarm.healthy_containers(app) == REPLICAS
+            and swarm.running_tasks(app) == REPLICAS,
             timeout=CRASH_RECOVERY_BOUND_S + 30,
             interval=1,
         )
@@ -108,7 +98,7 @@ def replica_crash(ctx: Context, result: DrillResult) -> None:
     figures = env.figures(result)
     figures.update(
         killed_container=victim[:12],
-        recovery_s=_round(recovered),
+        recovery_s=rounded(recovered),
         replica_alert_s=fired,
         replica_alert_resolved_s=resolved,
     )
@@ -123,19 +113,15 @@ def replica_crash(ctx: Context, result: DrillResult) -> None:
         at_most("replica alert at the sink, from the kill", fired, CRASH_NOTIFY_BOUND_S, " s"),
         at_most("its resolution at the sink, from the kill", resolved, CRASH_RESOLVED_BOUND_S, " s"),
     ]
-    _loss_objectives(result, figures)
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+    loss_objectives(result, figures)
 
 
 def database_restart(ctx: Context, result: DrillResult) -> None:
     """Drill 3: stop PostgreSQL for DB_OUTAGE_S, start it again, watch the app cope."""
     postgres = ctx.stack.service("postgres")
     with Envelope(ctx, "d3") as env:
-        docker.scale(postgres, 0)
-        gone = docker.wait_for(lambda: not docker.containers(postgres), timeout=60)
+        swarm.scale(postgres, 0)
+        gone = swarm.wait_for(lambda: not swarm.containers(postgres), timeout=60)
         env.mark("db_down")
         watched = _watch_outage(ctx, DB_OUTAGE_S)
         # Keep it down until a person would have been paged (or the bound has passed).
@@ -143,10 +129,10 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
             ctx.stack, env.fault_at, "PostgresDown", "firing", DB_NOTIFY_BOUND_S - (time.time() - env.fault_at)
         )
         env.mark("db_start")
-        docker.scale(postgres, 1)
-        back = docker.wait_for(lambda: docker.healthy_containers(postgres) == 1, timeout=120)
+        swarm.scale(postgres, 1)
+        back = swarm.wait_for(lambda: swarm.healthy_containers(postgres) == 1, timeout=120)
         pg_back = env.mark("db_back")
-        app_ready = docker.wait_for(lambda: probe(ctx.target, "/ready") == 200, timeout=60, interval=0.5)
+        app_ready = swarm.wait_for(lambda: probe(ctx.target, "/ready") == 200, timeout=60, interval=0.5)
         env.mark("app_ready")
         env.finish()
     figures = env.figures(result)
@@ -154,10 +140,10 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
     outage_records = [r for r in env.load.records if env.marks["action_start"] <= r.started <= pg_back]
     late = [r.started - pg_back for r in env.load.records if r.started > pg_back and not r.ok]
     figures.update(
-        postgres_stopped_s=_round(gone),
-        postgres_back_s=_round(back),
-        ready_after_db_back_s=_round(app_ready),
-        last_failure_after_db_back_s=_round(max(late, default=0.0)),
+        postgres_stopped_s=rounded(gone),
+        postgres_back_s=rounded(back),
+        ready_after_db_back_s=rounded(app_ready),
+        last_failure_after_db_back_s=rounded(max(late, default=0.0)),
         postgres_alert_s=paged,
         outage=outage_answers(env.load.records),
         outage_window=summarise(outage_records),
@@ -195,7 +181,7 @@ def database_restart(ctx: Context, result: DrillResult) -> None:
             " s",
         ),
     ]
-    _loss_objectives(result, figures)
+    loss_objectives(result, figures)
 
 
 def _watch_outage(ctx: Context, seconds: float) -> dict:
@@ -217,23 +203,23 @@ def _watch_outage(ctx: Context, seconds: float) -> dict:
 def bad_release(ctx: Context, result: DrillResult) -> None:
     """Drill 4: deploy an image whose healthcheck always fails; Swarm must roll back."""
     app = ctx.stack.service("app")
-    good = docker.service_image(app)
+    good = swarm.service_image(app)
     bad = f"{good.rsplit(':', 1)[0]}:drill-bad-{int(time.time())}"
-    docker.build_from(UNHEALTHY_IMAGE.format(image=good), bad)
+    swarm.build_from(UNHEALTHY_IMAGE.format(image=good), bad)
     with Envelope(ctx, "d4") as env:
         rc, output, seconds = _deploy(ctx, bad)
-        settled = docker.wait_for(lambda: docker.running_tasks(app) == REPLICAS, timeout=120, interval=1)
+        settled = swarm.wait_for(lambda: swarm.running_tasks(app) == REPLICAS, timeout=120, interval=1)
         env.finish()
     figures = env.figures(result)
-    after = docker.service_image(app)
+    after = swarm.service_image(app)
     figures.update(
         deploy_seconds=round(seconds, 1),
         playbook_rc=rc,
         bad_image=bad,
         image_after=after,
-        update_state=docker.update_state(app),
-        settled_s=_round(settled),
-        playbook_message=docker.playbook_failure(output),
+        update_state=swarm.update_state(app),
+        settled_s=rounded(settled),
+        playbook_message=swarm.playbook_failure(output),
     )
     result.notes.append(output)
     result.objectives += [
@@ -247,4 +233,4 @@ def bad_release(ctx: Context, result: DrillResult) -> None:
         is_true("service back on the good image", after == good, good),
         is_true("3 replicas running", settled is not None, "3"),
     ]
-    _loss_objectives(result, figures)
+    loss_objectives(result, figures)

@@ -108,3 +108,8 @@ def is_true(name: str, measured: bool, required: str) -> Objective:
 def all_passed(objectives: list[Objective]) -> bool:
     """True when every objective passed (and there is at least one)."""
     return bool(objectives) and all(o.passed for o in objectives)
+
+
+def rounded(value: float | None) -> float | None:
+    """A duration in seconds to one decimal, None (a bound not reached) kept as None."""
+    return None if value is None else round(value, 1)

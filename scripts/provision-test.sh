@@ -11,8 +11,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=scripts/lib/stack-up.sh
-source "$REPO_ROOT/scripts/lib/stack-up.sh"  # ensure_engine, and the CLI 28 first on PATH
+# shellcheck source=scripts/lib/deploy.sh
+source "$REPO_ROOT/scripts/lib/deploy.sh"  # ensure_tools, ensure_engine, and the CLI 28 first on PATH
 # shellcheck source=scripts/lib/testhost.sh
 source "$REPO_ROOT/scripts/lib/testhost.sh"
 cd "$REPO_ROOT"
@@ -79,7 +79,7 @@ main() {
   ensure_engine
   testhost_build_image
   scanner_build_image
-  # On a fresh machine, build the stack's images now; stack-test.sh reuses them.
+  # On a fresh machine, build the probe image (with the stack's images, which the lab reuses).
   docker image inspect "$PROBE_IMAGE" >/dev/null 2>&1 || scripts/build-images.sh >&2
   testhost_ensure_network
   local scenario pids=()

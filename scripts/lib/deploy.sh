@@ -1,13 +1,15 @@
 # shellcheck shell=bash
-# What a real deployment through the operator's playbooks needs, shared by scripts/stack-test.sh
-# (this machine, the ci inventory) and scripts/lab.sh (test hosts, the lab inventory): the tools
-# on PATH, the images, the throwaway inputs and the playbook runs. Sourced; needs lib/common.sh.
+# What a real deployment through the operator's playbooks needs (scripts/lab.sh, and the
+# engine and tools for scripts/provision-test.sh): the tools on PATH, the engine, the images,
+# the throwaway inputs and the playbook runs. Sourced; needs lib/common.sh.
 
 # The Docker CLI first on PATH must be a recent one (docker_stack uses --detach=false).
 export PATH="$REPO_ROOT/.venv/bin:/usr/local/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 # shellcheck source=scripts/lib/venv.sh
 source "$REPO_ROOT/scripts/lib/venv.sh"
+# shellcheck source=scripts/lib/engine.sh
+source "$REPO_ROOT/scripts/lib/engine.sh"
 
 # The playbooks' tools (ansible-playbook, molecule) live in .venv: make it on a fresh clone, as
 # scripts/test.sh does (a no-op once requirements-dev.txt is installed).

@@ -12,7 +12,7 @@ source "$REPO_ROOT/scripts/lib/testhost.sh"
 # shellcheck source=scripts/lib/deploy.sh
 source "$REPO_ROOT/scripts/lib/deploy.sh"
 
-LAB_NODES="${LAB_NODES:-3}"
+LAB_NODES="${LAB_NODES:-1}"
 LAB_STATE_DIR=/tmp/minitwit-lab17  # minitwit_ci_state_dir in the lab inventory
 LAB_INVENTORY=ansible/inventories/lab/hosts.yml
 LAB_DOMAIN=minitwit-lab.test
@@ -94,45 +94,98 @@ lab_deploy_args() {
   printf '%s\n' -e "minitwit_image=$MINITWIT_IMAGE" -e "minitwit_image_archive=$LAB_STATE_DIR/images.tar"
 }
 
-# Start the nodes, provision them, deploy the stack.
-lab_up() {
-  local i args t0=$SECONDS
-  lab_prepare_state
-  testhost_build_image
-  lab_build_images
-  log "images ready in $((SECONDS - t0)) s"
-  t0=$SECONDS
-  for ((i = 1; i <= LAB_NODES; i++)); do
+# lab_nodes_in_inventory: how many nodes the current inventory lists (0 before the first `up`).
+lab_nodes_in_inventory() {
+  [[ -f "$LAB_INVENTORY" ]] || { echo 0; return; }
+  grep -cE '^        node[0-9]+:$' "$LAB_INVENTORY"
+}
+
+# lab_start_nodes <first> <last>: boot test hosts first..last as fresh VMs with the operator's account.
+lab_start_nodes() {
+  local i t0=$SECONDS
+  for ((i = $1; i <= $2; i++)); do
     testhost_start "$(lab_node "$i")" "$(lab_node_address "$i")"
     lab_prepare_node "$(lab_node "$i")"
   done
-  docker exec "$(lab_node 1)" mkdir -p /opt/minitwit-pebble
-  docker cp "$LAB_STATE_DIR/pebble/." "$(lab_node 1):/opt/minitwit-pebble/"
-  lab_write_inventory
-  log "$LAB_NODES test hosts booted in $((SECONDS - t0)) s"
-  t0=$SECONDS
-  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/provision-1.log" provision.yml
-  LAB_FIGURES["provision_s"]=$((SECONDS - t0))
+  log "test hosts $1..$2 booted in $((SECONDS - t0)) s"
+}
+
+# lab_verify_roles [hosts]: the roles' contract (Molecule's verify tasks) on freshly provisioned
+# nodes, before the stack runs there: sshd, UFW, upgrades, chrony, fail2ban, the engine, published
+# ports against the firewall, the swarm and its ports, and an nmap scan of each node.
+lab_verify_roles() {
+  local hosts="${1:-all}" t0=$SECONDS
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/verify-$hosts.log" ../molecule/shared/verify-lab.yml \
+    -e "verify_hosts=$hosts" -e "key_file=$LAB_STATE_DIR/deploy_ed25519" -e "known_hosts=$LAB_STATE_DIR/known_hosts" \
+    -e "testhost_container_prefix=$MINITWIT_LAB_PREFIX" -e "lab_network=$MINITWIT_LAB_NETWORK"
+  LAB_FIGURES["verify_roles_${hosts//:/_}_s"]=$((SECONDS - t0))
+}
+
+# lab_provision_and_deploy <label>: the operator's two commands on the inventory as it stands,
+# with the roles verified on <hosts> between them.
+lab_provision_and_deploy() {
+  local label="$1" hosts="$2" args t0=$SECONDS
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/provision-$label.log" provision.yml
+  LAB_FIGURES["provision_${label}_s"]=$((SECONDS - t0))
+  lab_verify_roles "$hosts"
   t0=$SECONDS
   mapfile -t args < <(lab_deploy_args)
-  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/deploy-1.log" deploy.yml "${args[@]}"
-  LAB_FIGURES["deploy_s"]=$((SECONDS - t0))
+  run_playbook "$LAB_INVENTORY" "$LAB_STATE_DIR/logs/deploy-$label.log" deploy.yml "${args[@]}"
+  LAB_FIGURES["deploy_${label}_s"]=$((SECONDS - t0))
   lab_write_env
 }
 
-# The values the drills need to use the lab's stack (drills/__main__.py reads them).
+# lab_up: LAB_NODES fresh test hosts (default 1: the single-node swarm the README promises),
+# provisioned, verified and deployed to.
+lab_up() {
+  local t0=$SECONDS
+  lab_prepare_state
+  ensure_engine
+  testhost_build_image
+  scanner_build_image
+  lab_build_images
+  LAB_FIGURES["images_s"]=$((SECONDS - t0))
+  lab_start_nodes 1 "$LAB_NODES"
+  docker exec "$(lab_node 1)" mkdir -p /opt/minitwit-pebble
+  docker cp "$LAB_STATE_DIR/pebble/." "$(lab_node 1):/opt/minitwit-pebble/"
+  lab_write_inventory
+  lab_provision_and_deploy "${LAB_NODES}nodes" all
+}
+
+# lab_grow <n>: add nodes to the running lab up to n, as docs/deployment.md's "Adding nodes"
+# says: boot them, list them in the inventory, run provision.yml and deploy.yml again.
+lab_grow() {
+  local have
+  have="$(lab_nodes_in_inventory)"
+  ((have >= 1)) || die "no lab to grow: run scripts/lab.sh up first"
+  (($1 > have)) || die "the lab already has $have nodes"
+  LAB_NODES="$1"
+  lab_start_nodes "$((have + 1))" "$LAB_NODES"
+  lab_write_inventory
+  local new
+  new="$(seq -f 'node%g' "$((have + 1))" "$LAB_NODES" | paste -sd:)"
+  lab_provision_and_deploy "${LAB_NODES}nodes" "$new"
+}
+
+# The values the checks, the benchmark and the drills need to use the lab's stack
+# (drills/__main__.py and drills/checks.py read them).
 lab_write_env() {
   cat >"$LAB_STATE_DIR/env" <<ENV
-# Written by scripts/lab.sh up; removed by scripts/lab.sh down.
+# Written by scripts/lab.sh; removed by scripts/lab.sh down.
 MINITWIT_STACK=$LAB_STACK
 MINITWIT_DOMAIN=$LAB_DOMAIN
 MINITWIT_ADDRESS=$(lab_node_address 1)
+MINITWIT_API_URL=https://$LAB_DOMAIN/api
 MINITWIT_CA_FILE=$LAB_STATE_DIR/acme-root.pem
 MINITWIT_IMAGE=$MINITWIT_IMAGE
 MINITWIT_INVENTORY=$LAB_INVENTORY
+MINITWIT_DEPLOY_ARGS="$(lab_deploy_args | paste -sd' ')"
 MINITWIT_LAB_NODES=$LAB_NODES
 MINITWIT_LAB_MANAGER=$(lab_node 1)
 MINITWIT_LAB_NODE_PREFIX=${MINITWIT_LAB_PREFIX}node
+MINITWIT_LAB_NETWORK=$MINITWIT_LAB_NETWORK
+MINITWIT_SCANNER_IMAGE=$SCANNER_IMAGE
+MINITWIT_STATE_DIR=$LAB_STATE_DIR
 MINITWIT_DOCKER="docker exec $(lab_node 1) docker"
 ENV
 }

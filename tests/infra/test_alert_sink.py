@@ -3,7 +3,7 @@ drills read it back per alert and status (drills/alerts.py).
 
 The sink runs for real on loopback ports and is fed the way Alertmanager feeds it: Slack's
 JSON, the webhook JSON and SMTP through Python's smtplib. That Alertmanager itself reaches it
-is proven on the real stack (scripts/stack-test.sh, the drills).
+is proven on the real stack (scripts/lab.sh test: the checks and the drills).
 """
 
 from __future__ import annotations

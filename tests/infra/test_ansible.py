@@ -1,6 +1,6 @@
 """Static consistency of ansible/ with the stack it deploys (no deployment needed).
 
-The real deployment is scripts/stack-test.sh; these checks catch drift between the role's
+The real deployment is the lab (scripts/lab.sh test); these checks catch drift between the role's
 variables, the inventories, the vault examples and stack/*.yml before it gets that far.
 """
 
@@ -53,7 +53,7 @@ def test_every_external_stack_secret_is_created_by_the_role():
 def test_every_required_stack_input_is_provided():
     defaults = role_defaults()
     config_versions = set(re.findall(r"^echo \"([A-Z_]+)=", (STACK / "config-versions.sh").read_text(), re.M))
-    ci_extra = load(ANSIBLE / "inventories" / "ci" / "group_vars" / "all" / "vars.yml")["minitwit_stack_extra_env"]
+    ci_extra = load(ANSIBLE / "inventories" / "lab" / "group_vars" / "all" / "vars.yml")["minitwit_stack_extra_env"]
     provided = set(defaults["minitwit_stack_base_env"]) | config_versions | set(ci_extra)
     provided |= {secret["env"] for secret in defaults["minitwit_secrets"]}
     missing = required_stack_inputs(STACK / "minitwit.yml", STACK / "ci.yml") - provided
@@ -88,19 +88,11 @@ def test_no_real_vault_file_is_committed(env):
         assert vault.read_text().startswith("$ANSIBLE_VAULT;"), "vault.yml committed unencrypted"
 
 
-def test_the_tags_ci_skips_exist_in_the_base_role():
-    script = (ROOT / "scripts" / "lib" / "stack-up.sh").read_text()
-    skipped = re.search(r"^STACK_SKIP_TAGS=(\S+)", script, re.M).group(1).split(",")
-    tasks = load(ANSIBLE / "roles" / "base" / "tasks" / "main.yml")
-    tags = {tag for task in tasks for tag in task.get("tags", [])}
-    assert set(skipped) <= tags
-
-
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=[p.name for p in PLAYBOOKS])
 def test_playbook_passes_syntax_check(playbook):
     binary = find_tool("ansible-playbook")
     result = subprocess.run(
-        [binary, "--syntax-check", "-i", "ansible/inventories/ci/hosts.yml", str(playbook)],
+        [binary, "--syntax-check", "-i", "ansible/inventories/production/hosts.yml", str(playbook)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -236,14 +236,25 @@ def test_good_settings_pass(tmp_path):
     assert "failed=0" in output and "PREFLIGHT REFUSED" not in output
 
 
-def test_the_ci_inventory_passes(tmp_path):
-    """scripts/stack-test.sh runs site.yml with the ci inventory: its generated secrets must pass."""
-    state = tmp_path / "ci-state"
+def test_the_lab_inventory_passes(tmp_path):
+    """scripts/lab.sh deploys with the lab inventory's generated secrets: they must pass preflight.
+
+    The hosts file sits beside the lab's group_vars (as the one scripts/lab.sh writes), under a
+    name of its own, so a running lab is not disturbed."""
+    state = tmp_path / "lab-state"
     (state / "secrets").mkdir(parents=True)
     (state / "secrets" / "traefik_dashboard_users").write_text(GOOD_USERS + "\n")
-    inventory = REPO_ROOT / "ansible" / "inventories" / "ci" / "hosts.yml"
-    args = ["-e", f"minitwit_ci_state_dir={state}", "-e", "minitwit_preflight_image=true"]
-    code, output = run_playbook("preflight.yml", inventory, *args, "-e", "minitwit_image=local/minitwit:ci")
+    inventory = REPO_ROOT / "ansible" / "inventories" / "lab" / f"preflight-test-{os.getpid()}.yml"
+    inventory.write_text(
+        "all:\n  children:\n    swarm_managers:\n      hosts:\n        node1:\n"
+        "          ansible_connection: local\n          ansible_become: false\n"
+        '          ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+    )
+    try:
+        args = ["-e", f"minitwit_ci_state_dir={state}", "-e", "minitwit_preflight_image=true"]
+        code, output = run_playbook("preflight.yml", inventory, *args, "-e", "minitwit_image=local/minitwit:lab")
+    finally:
+        inventory.unlink()
     assert code == 0, output
 
 

@@ -479,8 +479,14 @@ def test_starvation_allowance_holds_per_run():
 
 
 def ci_bench_commands() -> list[list[str]]:
-    """The arguments of every ``scripts/bench.sh`` in .ci/run, with its shell variables expanded."""
-    text = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text().replace("\\\n", " ")
+    """The arguments of every ``scripts/bench.sh`` that CI runs (in .ci/run, and through Traefik in
+    scripts/lab.sh), with shell variables expanded and command substitutions as an address."""
+    root = Path(__file__).resolve().parents[2]
+    return [*_bench_commands(root / ".ci" / "run"), *_bench_commands(root / "scripts" / "lab.sh")]
+
+
+def _bench_commands(path: Path) -> list[list[str]]:
+    text = re.sub(r"\$\([^)]*\)", "10.0.0.1", path.read_text().replace("\\\n", " "))
     arrays = {name: shlex.split(body) for name, body in re.findall(r"^(\w+)=\((.*)\)", text, re.MULTILINE)}
     scalars = dict(re.findall(r"^(\w+)=([^(\s]\S*)$", text, re.MULTILINE))
     commands = []
@@ -496,7 +502,8 @@ def ci_bench_commands() -> list[list[str]]:
 
 
 def test_ci_gates_both_short_runs_on_starvation():
-    """Both short runs in .ci/run parse, and fail on server errors and on more than 4% starved requests."""
+    """Both short runs (local in .ci/run, through Traefik in scripts/lab.sh) parse, and fail on server
+    errors and on more than 4% starved requests."""
     commands = ci_bench_commands()
     assert len(commands) == 2
     for argv in commands:

@@ -21,12 +21,12 @@ from drills.__main__ import read_env
 from drills.load import LoadGenerator
 from drills.load import Record
 from drills.load import Write
-from drills.stack import playbook_failure
 from drills.stats import all_passed
 from drills.stats import at_most
 from drills.stats import is_true
 from drills.stats import outage_answers
 from drills.stats import summarise
+from drills.swarm import playbook_failure
 from drills.verify import UserState
 from drills.verify import reconcile
 from drills.verify import verify
@@ -173,7 +173,7 @@ def test_report_renders_figures_and_failed_objectives(tmp_path):
 def test_read_env_understands_shell_assignments(tmp_path):
     env = tmp_path / "env"
     env.write_text(
-        "# made by stack-test.sh\nexport MINITWIT_DOMAIN=minitwit.test\nMINITWIT_CA_FILE='/tmp/a b/ca.pem'\nEMPTY=\n"
+        "# made by lab.sh\nexport MINITWIT_DOMAIN=minitwit.test\nMINITWIT_CA_FILE='/tmp/a b/ca.pem'\nEMPTY=\n"
     )
     assert read_env(env) == {
         "MINITWIT_DOMAIN": "minitwit.test",
@@ -245,7 +245,7 @@ def test_envelope_figures_are_the_results_figures(served):
     from drills.runner import Context
     from drills.runner import DrillResult
     from drills.runner import Envelope
-    from drills.stack import Stack
+    from drills.swarm import Stack
 
     # No stack here (and no dockerd on a fresh CI machine at this point): no alert-sink to read.
     ctx = Context(served, Stack(), rate=40, workers=2, warmup=0.5, tail=0.5, alert_sink=False)
@@ -290,22 +290,22 @@ def test_the_stack_environment_file_points_the_drills_at_loopback(tmp_path):
 
 
 def test_docker_commands_go_to_the_swarms_cli_unless_meant_for_this_host(monkeypatch):
-    from drills import stack
+    from drills import swarm
 
-    monkeypatch.setattr(stack, "DOCKER", ["echo", "exec", "node1", "docker"])
-    assert stack.run(["docker", "node", "ls"]).stdout == "exec node1 docker node ls\n"
-    assert stack.LOG[-1]["cmd"] == ["echo", "exec", "node1", "docker", "node", "ls"]
-    proc = stack.run(["docker", "--definitely-not-an-option"], host=True)
-    assert stack.LOG[-1]["cmd"][0] == "docker" and "exec node1" not in proc.stdout
+    monkeypatch.setattr(swarm, "DOCKER", ["echo", "exec", "node1", "docker"])
+    assert swarm.run(["docker", "node", "ls"]).stdout == "exec node1 docker node ls\n"
+    assert swarm.LOG[-1]["cmd"] == ["echo", "exec", "node1", "docker", "node", "ls"]
+    proc = swarm.run(["docker", "--definitely-not-an-option"], host=True)
+    assert swarm.LOG[-1]["cmd"][0] == "docker" and "exec node1" not in proc.stdout
 
 
 def test_the_lab_environment_file_points_the_drills_at_the_lab(tmp_path, monkeypatch):
     import argparse
 
-    from drills import stack
+    from drills import swarm
     from drills.__main__ import context_from
 
-    monkeypatch.setattr(stack, "DOCKER", ["docker"])
+    monkeypatch.setattr(swarm, "DOCKER", ["docker"])
     env = tmp_path / "env"
     env.write_text(
         "MINITWIT_DOMAIN=minitwit-lab.test\nMINITWIT_ADDRESS=10.78.0.11\n"
@@ -316,4 +316,4 @@ def test_the_lab_environment_file_points_the_drills_at_the_lab(tmp_path, monkeyp
     ctx = context_from(read_env(env), args)
     assert (ctx.target.host, ctx.target.connect_host) == ("minitwit-lab.test", "10.78.0.11")
     assert ctx.node_prefix == "minitwit-lab17-node"
-    assert stack.DOCKER == ["docker", "exec", "minitwit-lab17-node1", "docker"]
+    assert swarm.DOCKER == ["docker", "exec", "minitwit-lab17-node1", "docker"]

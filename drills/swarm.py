@@ -1,4 +1,4 @@
-"""Thin wrappers around the docker CLI and ansible-playbook for the drills.
+"""The swarm as the drills and the deployed-stack checks reach it: the docker CLI and ansible-playbook.
 
 Only read-only inspection plus the few actions a drill needs (kill a task's
 container, scale a service, tag/build an image, run a playbook).  Every call has a
@@ -7,7 +7,9 @@ timeout, and every command and its output is kept in ``LOG`` for the report.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,11 +23,11 @@ DOCKER: list[str] = ["docker"]
 
 @dataclass(frozen=True)
 class Stack:
-    """Names of the deployed stack, from the environment file stack-test.sh writes."""
+    """Names of the deployed stack, from the environment file ``scripts/lab.sh up`` writes."""
 
     name: str = "minitwit"
     image: str = ""
-    inventory: str = "ansible/inventories/ci/hosts.yml"
+    inventory: str = "ansible/inventories/lab/hosts.yml"
     image_var: str = "minitwit_image"
     extra_vars: tuple[str, ...] = ()
 
@@ -184,15 +186,13 @@ def tag_image(source: str, target: str) -> None:
 
 
 def build_from(dockerfile: str, tag: str) -> None:
-    """Build a small image from a Dockerfile given as text (no context, no pull)."""
-    proc = subprocess.run(
-        ["docker", "build", "-t", tag, "-"],
-        input=dockerfile,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    LOG.append({"cmd": ["docker", "build", "-t", tag, "-"], "rc": proc.returncode})
+    """Build a small image from a Dockerfile given as text (no context, no pull), in the swarm
+    CLI's engine (the lab's first manager through ``docker exec -i``, which passes stdin on)."""
+    cmd = [*DOCKER, "build", "-t", tag, "-"]
+    if cmd[1:2] == ["exec"]:
+        cmd.insert(2, "-i")
+    proc = subprocess.run(cmd, input=dockerfile, capture_output=True, text=True, timeout=300)
+    LOG.append({"cmd": cmd, "rc": proc.returncode})
     if proc.returncode != 0:
         raise RuntimeError(f"building {tag} failed: {proc.stderr[-2000:]}")
 
@@ -200,7 +200,7 @@ def build_from(dockerfile: str, tag: str) -> None:
 def playbook(
     stack: Stack, name: str, extra: dict[str, str] | None = None, timeout: float = 900
 ) -> subprocess.CompletedProcess:
-    """Run ``ansible/playbooks/<name>`` on the CI inventory, as stack-test.sh does."""
+    """Run ``ansible/playbooks/<name>`` on the stack's inventory, as the operator does."""
     cmd = ["ansible-playbook", "-i", stack.inventory, f"ansible/playbooks/{name}"]
     for item in stack.extra_vars:
         cmd += ["-e", item]
@@ -236,3 +236,48 @@ def playbook_failure(output: str) -> str:
         if "fatal:" in line or '"msg"' in line or line.strip().startswith("msg:")
     ]
     return "\n".join(keep)[-1500:]
+
+
+def service_container(service: str) -> str:
+    """A running container of ``service`` on the swarm CLI's node ('' when none runs there)."""
+    ids = containers(service)
+    return ids[0] if ids else ""
+
+
+def prometheus_value(stack: Stack, promql: str) -> float | None:
+    """The first sample of an instant query, asked inside the Prometheus container (it publishes
+    no port); None when the query has no result or Prometheus does not answer."""
+    container = service_container(stack.service("prometheus"))
+    if not container:
+        return None
+    proc = run(
+        ["docker", "exec", container, "promtool", "query", "-o", "json", "instant", "http://127.0.0.1:9090", promql],
+        timeout=30,
+    )
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        return None
+    return float(result[0]["value"][1]) if result else None
+
+
+RECAP_LINE = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """Each host's PLAY RECAP counters (changed, unreachable, failed) from ansible-playbook's output."""
+    return {
+        host: {"changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
+        for host, changed, unreachable, failed in RECAP_LINE.findall(output)
+    }
+
+
+def changed_tasks(output: str) -> list[str]:
+    """The task headers followed by a ``changed:`` line, to say what a second run changed."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.strip("* ")
+        elif line.startswith("changed:") and task not in found:
+            found.append(task)
+    return found
