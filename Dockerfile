@@ -20,7 +20,9 @@ COPY requirements.txt /tmp/requirements.txt
 # command and never written to a layer. Without the secret pip uses its own bundle.
 RUN --mount=type=secret,id=ca \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    /opt/venv/bin/pip install --no-compile -r /tmp/requirements.txt
+    /opt/venv/bin/pip install --no-compile -r /tmp/requirements.txt \
+    && /opt/venv/bin/pip uninstall --yes --quiet pip
+# The venv drops pip once done: the final image runs the app and installs nothing (no installer in it).
 
 # ---------------------------------------------------------------------------------------------
 # Final stage: the base, the virtualenv and the application; nothing else.
@@ -34,6 +36,20 @@ LABEL org.opencontainers.image.title="minitwit" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.version="${VERSION}"
+
+# Debian's security fixes published since the base image was made. The official python image is
+# rebuilt only every few weeks, so a build from it can carry fixes Debian has already published;
+# scripts/check-image-updates.sh fails such an image. The price is bit-for-bit reproducibility:
+# one commit built on two days can differ in Debian package versions. That is wanted (rebuilding
+# picks up fixes), and what went in is recorded per build by the SBOM (scripts/sbom.sh). Pinning
+# the base by digest and apt to a snapshot.debian.org date would be reproducible, but would also
+# freeze the fixes until someone bumps the date.
+# This runs after the VERSION and REVISION arguments, which change with every commit: a RUN after a
+# changed ARG misses the layer cache, so the upgrade is never an old build's cached layer.
+# Ref: https://docs.docker.com/build/building/variables/#impact-on-build-caching
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get upgrade --yes --no-install-recommends \
+    && rm -rf /var/lib/apt/lists/*
 
 # An unprivileged user with a fixed uid, so volume and secret permissions are predictable.
 # Its home is writable because gunicorn puts its control socket in ~/.gunicorn.

@@ -71,6 +71,7 @@ def context_from(env: dict[str, str], args: argparse.Namespace) -> Context:
         inventory=env.get("MINITWIT_INVENTORY", swarm.Stack.inventory),
         image_var=env.get("MINITWIT_IMAGE_VAR", swarm.Stack.image_var),
         extra_vars=extra,
+        log_dir=f"{env['MINITWIT_STATE_DIR']}/logs" if env.get("MINITWIT_STATE_DIR") else "",
     )
     if env.get("MINITWIT_DOCKER"):
         swarm.DOCKER[:] = shlex.split(env["MINITWIT_DOCKER"])

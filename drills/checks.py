@@ -388,6 +388,91 @@ def _epoch(docker_time: str) -> float:
     return stamp + (float(f"0.{rest}") if rest else 0.0)
 
 
+# Mozilla's Server Side TLS "intermediate" profile as Traefik serves it (traefik/dynamic/tls.yml):
+# TLS 1.3's three suites and six ECDHE AEAD suites for TLS 1.2 (Go has no DHE), three curves.
+TLS_PROFILE_SUITES = {
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+TLS_PROFILE_CURVES = {"X25519", "prime256v1", "secp384r1"}
+# Findings that belong to the ACME test server's throwaway certificates, not to the stack.
+TESTSSL_EXCLUDED = {
+    "cert_validityPeriod": "Pebble issues certificates valid for 5 years; Let's Encrypt's last 90 days",
+    "cert_revocation": "Pebble's certificates name no CRL or OCSP URL; Let's Encrypt's carry a CRL URL",
+    "DNS_CAArecord": "the lab has no DNS (the host name resolves through /etc/hosts); CAA is set at the DNS provider",
+}
+
+
+def check_tls(lab: Lab) -> None:
+    """testssl.sh from outside: TLS 1.2 and 1.3 only, exactly the profile's suites and curves, and
+    no finding rated above LOW but those of the test CA's certificates (TESTSSL_EXCLUDED)."""
+    out = lab.state_dir / "testssl.json"
+    out.unlink(missing_ok=True)
+    proc = subprocess.run(
+        [
+            "testssl",
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "--add-ca",
+            lab.ca_file,
+            "--jsonfile",
+            str(out),
+            "--ip",
+            lab.address,
+            f"https://{lab.domain}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    expect(out.is_file(), f"testssl wrote no report (exit {proc.returncode}): {proc.stdout[-1500:]}")
+    findings = json.loads(out.read_text())
+    by_id = {f["id"]: f for f in findings}
+    offered = sorted(
+        p
+        for p in ("SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3")
+        if by_id.get(p, {}).get("finding", "").startswith("offered")
+    )
+    suites = {f["finding"].split()[-1] for f in findings if f["id"].startswith("cipher_x")}
+    curves = set(by_id.get("PFS_ECDHE_curves", {}).get("finding", "").split())
+    severe = [
+        f"{f['severity']} {f['id']}: {f['finding']}"
+        for f in findings
+        if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL") and f["id"] not in TESTSSL_EXCLUDED
+    ]
+    lab.figures.update(
+        tls_protocols=",".join(offered),
+        tls_suites=len(suites),
+        tls_curves=",".join(sorted(curves)),
+        tls_findings_low=sum(f["severity"] == "LOW" for f in findings),
+        tls_findings_excluded=",".join(sorted(i for i in TESTSSL_EXCLUDED if i in by_id)),
+    )
+    (lab.state_dir / "testssl-exclusions.json").write_text(json.dumps(TESTSSL_EXCLUDED, indent=2))
+    expect(offered == ["TLS1_2", "TLS1_3"], f"protocols offered: {offered}, expected TLS 1.2 and 1.3 only")
+    expect(
+        suites and suites <= TLS_PROFILE_SUITES, f"suites outside the profile: {sorted(suites - TLS_PROFILE_SUITES)}"
+    )
+    expect(
+        curves and curves <= TLS_PROFILE_CURVES, f"curves outside the profile: {sorted(curves - TLS_PROFILE_CURVES)}"
+    )
+    expect(not severe, f"testssl findings above LOW: {severe}")
+    lab.ok(
+        f"testssl: {', '.join(offered)} only, {len(suites)} suites and curves {sorted(curves)} all in Mozilla's"
+        f" intermediate profile, nothing above LOW but the test CA's {sorted(TESTSSL_EXCLUDED)}"
+    )
+
+
 def check_project_suites(lab: Lab) -> None:
     """The project's own suites against the deployed URL: the API contract, then the browser e2e."""
     env = {**os.environ, "MINITWIT_API_URL": f"https://{lab.domain}/api", "MINITWIT_CA_BUNDLE": lab.ca_file}
@@ -577,6 +662,7 @@ STAGES: dict[str, tuple[Callable[[Lab], None], ...]] = {
         check_prometheus,
         check_exporters,
         check_watchdog,
+        check_tls,
         check_project_suites,
     ),
     "multi": (

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 LOG: list[dict] = []
 # The docker CLI that sees the swarm: plain `docker` here, the lab's first manager's through
@@ -30,6 +31,8 @@ class Stack:
     inventory: str = "ansible/inventories/lab/hosts.yml"
     image_var: str = "minitwit_image"
     extra_vars: tuple[str, ...] = ()
+    # Where each playbook run's whole output goes (its per-task timings included); '' for nowhere.
+    log_dir: str = ""
 
     def service(self, short: str) -> str:
         """Swarm name of a stack service, e.g. ``minitwit_app``."""
@@ -206,7 +209,12 @@ def playbook(
         cmd += ["-e", item]
     for key, value in (extra or {}).items():
         cmd += ["-e", f"{key}={value}"]
-    return run(cmd, timeout=timeout)
+    proc = run(cmd, timeout=timeout)
+    if stack.log_dir:
+        path = Path(stack.log_dir) / f"{name.removesuffix('.yml')}-{time.strftime('%H%M%S')}.log"
+        path.write_text(proc.stdout + proc.stderr)
+        LOG[-1]["log"] = str(path)
+    return proc
 
 
 def logs(service: str, since: str = "5m", tail: int = 60) -> str:

@@ -12,7 +12,9 @@ packages=(
   docker.io              # the Swarm engine for the real deployment test
   mmdebstrap             # builds the Python base and test host images without a registry
   openssh-client         # scripts/provision-test.sh logs in to the test hosts from outside
+  rsync                  # deploy.yml sends the stack files to the manager with rsync
   pebble                 # Let's Encrypt's ACME test server, for real certificate issuance in CI
+  testssl.sh             # the deployed stack's TLS measured from outside (drills/checks.py)
   openssl apache2-utils  # throwaway CA for Pebble; htpasswd for the Traefik dashboard secret
   jq                     # scripts/apply-rulesets.sh reads the GitHub API's JSON
   curl ca-certificates

@@ -13,7 +13,7 @@ version() {
     cat "$@" | sha256sum | cut -c1-12
 }
 
-echo "TRAEFIK_CONFIG_VERSION=$(version traefik/traefik.yml traefik/dynamic/middlewares.yml)"
+echo "TRAEFIK_CONFIG_VERSION=$(version traefik/traefik.yml traefik/dynamic/middlewares.yml traefik/dynamic/tls.yml)"
 echo "PROMETHEUS_CONFIG_VERSION=$(version stack/prometheus/prometheus.yml \
     stack/prometheus/rules/recording.yml stack/prometheus/rules/alerts.yml \
     stack/prometheus/rules/infrastructure.yml)"

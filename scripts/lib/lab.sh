@@ -87,6 +87,12 @@ lab_build_images() {
   # shellcheck disable=SC2086  # a list of image names
   docker save --output "$LAB_ARCHIVE" "$MINITWIT_IMAGE" $LAB_INFRA_IMAGES
   log "image archive: $(du -h "$LAB_ARCHIVE" | cut -f1) ($MINITWIT_IMAGE $LAB_INFRA_IMAGES)"
+  # Each image's size (layers shared between images count in each) and the archive's, in MB.
+  local image
+  for image in "$MINITWIT_IMAGE" $LAB_INFRA_IMAGES; do
+    LAB_FIGURES["image_mb ${image%%:*}"]=$(($(docker image inspect --format '{{.Size}}' "$image") / 1000000))
+  done
+  LAB_FIGURES["image_archive_mb"]=$(($(stat -c %s "$LAB_ARCHIVE") / 1000000))
 }
 
 # The deploy arguments: the release and, with no registry, the archive deploy.yml loads on every node.
