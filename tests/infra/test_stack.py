@@ -74,7 +74,7 @@ def dynamic_middlewares() -> set[str]:
     """Middlewares the file provider defines, as ``<name>@file``."""
     names = set()
     for path in TRAEFIK_DYNAMIC:
-        names |= {f"{name}@file" for name in load(path)["http"]["middlewares"]}
+        names |= {f"{name}@file" for name in load(path).get("http", {}).get("middlewares", {})}
     return names
 
 
@@ -475,3 +475,19 @@ def test_alertmanager_and_exporters_publish_nothing(base, override):
     for name in ("alertmanager", "node-exporter", "postgres-exporter", "alert-sink"):
         for document in (base, override):
             assert not document["services"].get(name, {}).get("ports"), name
+
+
+def test_every_router_gets_mozillas_intermediate_tls():
+    """The file provider's `default` TLS option (every router that names none): TLS 1.2 and 1.3, the
+    profile's ECDHE AEAD suites only (no CBC), its curves; no router picks another option."""
+    options = load(STACK_DIR.parent / "traefik" / "dynamic" / "tls.yml")["tls"]["options"]
+    assert set(options) == {"default"}
+    default = options["default"]
+    assert default["minVersion"] == "VersionTLS12" and "maxVersion" not in default
+    assert all("_GCM_" in suite or "CHACHA20" in suite for suite in default["cipherSuites"])
+    assert all(suite.startswith("TLS_ECDHE_") for suite in default["cipherSuites"])
+    assert default["curvePreferences"] == ["X25519", "CurveP256", "CurveP384"]
+    labels = [
+        label for service in load(BASE)["services"].values() for label in service.get("deploy", {}).get("labels", [])
+    ]
+    assert not [label for label in labels if ".tls.options=" in label]
