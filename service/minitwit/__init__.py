@@ -13,6 +13,7 @@ from . import api
 from . import auth
 from . import cli
 from . import csrf
+from . import headers
 from . import health
 from . import sessions
 from . import timeline
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_metrics(app)
     init_request_logging(app)
     csrf.init_app(app)
+    headers.init_app(app)
     sessions.init_app(app)
     init_error_handlers(app)
 
