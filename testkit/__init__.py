@@ -7,7 +7,9 @@ What a check needs to run the real things on this machine, written once:
 - ``ports``: ``free_port`` on 127.0.0.1;
 - ``processes``: run a server program for a block and stop it with the one stop policy;
 - ``postgres``: a throwaway PostgreSQL cluster and databases in it;
-- ``app``: the app served the production way (migrate, gunicorn, wait for /health).
+- ``app``: the app served the production way (migrate, gunicorn, wait for /health);
+- ``observatory``: the MDN HTTP Observatory scanner, installed in a cache outside git and run
+  against a host (``scripts/observatory.sh``; its local edge test is tests/infra/test_traefik_headers.py).
 
 It may import the standard library, psycopg and pytest (only inside ``skip_or_fail``), never
 tests/, e2e/, bench/ or drills/; it runs the app in its own processes and never imports
