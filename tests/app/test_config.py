@@ -434,11 +434,11 @@ def test_shell_reads_the_default_simulator_credentials_from_the_config():
 
 
 def test_the_stack_inventories_read_the_default_simulator_credentials_from_the_config(tmp_path):
-    # The ci and lab inventories deploy the stack the API suites and drills talk to. Each is copied
-    # to a tree shaped like the repository (the lab's hosts.yml only exists while a lab runs).
+    # The lab inventory deploys the stack the API suites and drills talk to. It is copied to a
+    # tree shaped like the repository (the lab's hosts.yml only exists while a lab runs).
     ansible = find_tool("ansible")
     (tmp_path / "service").symlink_to(SERVICE_DIR)
-    for inventory in ("ci", "lab"):
+    for inventory in ("lab",):
         directory = tmp_path / "ansible" / "inventories" / inventory
         directory.mkdir(parents=True)
         (directory / "group_vars").symlink_to(REPO_ROOT / "ansible" / "inventories" / inventory / "group_vars")
