@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: lint; the pytest suite on SQLite and PostgreSQL with the coverage gate; the browser
-# e2e suite on both databases; static checks of the stack, observability, Ansible and workflow files.
+# e2e suite on both databases; static checks of the stack, observability, Ansible and workflow files;
+# the AWS infrastructure playbook against a local AWS API (infra).
 # Every stage runs and reports; the command fails if any stage failed. Missing tools are skipped with a
 # message, or fail under MINITWIT_STRICT=1 (as in CI).
 #
@@ -10,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 source scripts/lib/venv.sh
 
-STAGES=(lint pytest e2e check-stack check-observability check-ansible check-workflows)
+STAGES=(lint pytest e2e check-stack check-observability check-ansible check-workflows infra)
 selected=("$@")
 for name in "${selected[@]}"; do
   if [[ " ${STAGES[*]} " != *" $name "* ]]; then
@@ -42,6 +43,7 @@ stage e2e scripts/e2e.sh
 for check in stack observability ansible workflows; do
   stage "check-${check}" "scripts/check-${check}.sh"
 done
+stage infra scripts/infra-test.sh
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "test.sh: FAILED stages: ${failed[*]}"

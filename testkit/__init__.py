@@ -9,9 +9,12 @@ What a check needs to run the real things on this machine, written once:
 - ``postgres``: a throwaway PostgreSQL cluster and databases in it;
 - ``app``: the app served the production way (migrate, gunicorn, wait for /health);
 - ``observatory``: the MDN HTTP Observatory scanner, installed in a cache outside git and run
-  against a host (``scripts/observatory.sh``; its local edge test is tests/infra/test_traefik_headers.py).
+  against a host (``scripts/observatory.sh``; its local edge test is tests/infra/test_traefik_headers.py);
+- ``aws``: a local AWS API (moto on loopback, answering like AWS where amazon.aws reads it) and what
+  ``scripts/infra-test.sh`` asks of it: every resource of every kind, ours by their tags.
 
-It may import the standard library, psycopg and pytest (only inside ``skip_or_fail``), never
+It may import the standard library, psycopg, pytest (only inside ``skip_or_fail``), boto3 and moto
+(only inside ``aws``'s functions), never
 tests/, e2e/, bench/ or drills/; it runs the app in its own processes and never imports
 ``minitwit``, so ``service/`` stays free of test code and the other way round.
 """
