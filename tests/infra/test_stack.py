@@ -491,3 +491,17 @@ def test_every_router_gets_mozillas_intermediate_tls():
         label for service in load(BASE)["services"].values() for label in service.get("deploy", {}).get("labels", [])
     ]
     assert not [label for label in labels if ".tls.options=" in label]
+
+
+def test_app_and_exporters_run_with_least_privilege(base):
+    """Read-only root filesystems and no capabilities for the app and the exporters; the app writes
+    only its /tmp tmpfs; the engine forbids new privileges (Swarm services cannot ask for it)."""
+    for name in ("app", "node-exporter", "postgres-exporter"):
+        service = base["services"][name]
+        assert service.get("read_only") is True, name
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "user" not in service or service["user"] not in ("0", "root"), name
+    app_mounts = [v for v in base["services"]["app"]["volumes"] if isinstance(v, dict)]
+    assert [(m["type"], m["target"]) for m in app_mounts] == [("tmpfs", "/tmp")]
+    daemon = load(STACK_DIR.parent / "ansible" / "roles" / "docker" / "defaults" / "main.yml")["docker_daemon_options"]
+    assert daemon["no-new-privileges"] is True
