@@ -3,8 +3,8 @@
 The node is a test host container: ``docker stop`` on this machine is the power cut (the
 node's dockerd and every container on it stop). Pausing is no stand-in: the node's containers
 live outside its cgroup. The victim holds app replicas but not PostgreSQL (nor Traefik, so the
-load's entry point stays up); in the lab every node is a manager, so it also costs the swarm a
-manager, and the control plane must keep answering on the two that remain.
+load's entry point stays up), and is one of the lab's three managers when one qualifies, so it
+also costs the swarm a manager, and the control plane must keep answering on the two that remain.
 """
 
 from __future__ import annotations
@@ -66,11 +66,19 @@ def node_status(node: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+def is_manager(node: str) -> bool:
+    """Whether the swarm counts ``node`` among its managers."""
+    proc = swarm.run(["docker", "node", "inspect", "--format", "{{.Spec.Role}}", node], timeout=20)
+    return proc.stdout.strip() == "manager"
+
+
 def pick_victim(ctx: Context) -> str | None:
-    """The last node (by name) holding an app replica but neither PostgreSQL nor Traefik."""
+    """The last node (by name) holding an app replica but neither PostgreSQL nor Traefik, a manager
+    when one qualifies (so the drill also costs the swarm a manager)."""
     keep = {service_node(ctx, "postgres"), service_node(ctx, "traefik")}
     candidates = sorted(set(app_nodes(ctx)) - keep)
-    return candidates[-1] if candidates else None
+    managers = [node for node in candidates if is_manager(node)]
+    return (managers or candidates or [None])[-1]
 
 
 def node_loss(ctx: Context, result: DrillResult) -> None:

@@ -12,7 +12,8 @@
 #   scripts/lab.sh drills [--only 1,2]
 #                              the failure drills against the lab (python -m drills)
 #   scripts/lab.sh test        the operator's story, each stage timed: up 1, check single, bench,
-#                              drills 1-5, grow 3, check multi, drill 6, down (also on failure)
+#                              drills 1-5, grow 4 (three managers and a worker), check multi,
+#                              drill 6, down (also on failure)
 #   scripts/lab.sh status      the nodes and where the stack's tasks run
 #   scripts/lab.sh down        remove the nodes, their volumes, the lab network and the run state
 #
@@ -111,8 +112,8 @@ lab_test() {
   stage "checks: single node" lab_check single
   stage "benchmark through Traefik" lab_bench
   stage "drills 1-5" lab_drills --only 1,2,3,4,5 --out "$REPO_ROOT/artifacts/drills"
-  stage "grow to 3 nodes: provision + verify roles + deploy" lab_grow 3
-  stage "checks: three nodes" lab_check multi
+  stage "grow to 4 nodes (3 managers, 1 worker): provision + verify roles + deploy" lab_grow 4
+  stage "checks: four nodes" lab_check multi
   stage "drill 6: node loss" lab_drills --only 6 --out "$LAB_ARTIFACTS"
   printf '\n' >&2
   column -t -s $'\t' "$LAB_ARTIFACTS/stages.tsv" >&2 || cat "$LAB_ARTIFACTS/stages.tsv" >&2

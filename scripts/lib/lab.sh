@@ -51,9 +51,11 @@ lab_prepare_node() {
 }
 
 # Write the inventory exactly as an operator would: the first manager initialises the swarm,
-# every other host joins by being listed. Three managers (see docs/deployment.md, "Adding nodes").
+# every other host joins by being listed. Up to three managers (a quorum that survives losing
+# one), then workers (see docs/deployment.md, "Adding nodes"): both ways of joining are proven.
+LAB_MANAGERS_MAX=3
 lab_write_inventory() {
-  local i
+  local i managers=$((LAB_NODES < LAB_MANAGERS_MAX ? LAB_NODES : LAB_MANAGERS_MAX))
   {
     printf -- '---\n# Written by scripts/lab.sh up: %s test hosts on %s.\n' "$LAB_NODES" "$LAB_SUBNET"
     printf 'all:\n  vars:\n    ansible_user: deploy\n'
@@ -61,10 +63,17 @@ lab_write_inventory() {
     printf '    ansible_ssh_common_args: "-o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=accept-new"\n' \
       "$LAB_STATE_DIR"
     printf '  children:\n    swarm_managers:\n      hosts:\n'
-    for ((i = 1; i <= LAB_NODES; i++)); do
+    for ((i = 1; i <= managers; i++)); do
       printf '        node%s:\n          ansible_host: %s\n' "$i" "$(lab_node_address "$i")"
     done
-    printf '    swarm_workers:\n      hosts: {}\n'
+    if ((LAB_NODES > managers)); then
+      printf '    swarm_workers:\n      hosts:\n'
+      for ((i = managers + 1; i <= LAB_NODES; i++)); do
+        printf '        node%s:\n          ansible_host: %s\n' "$i" "$(lab_node_address "$i")"
+      done
+    else
+      printf '    swarm_workers:\n      hosts: {}\n'
+    fi
   } >"$LAB_INVENTORY"
 }
 
