@@ -6,10 +6,12 @@ amazon.aws collection reads what moto leaves out, with a Debian 12 image in chos
     python -m testkit.aws snapshot REGION ZONE        # every resource of every kind (JSON)
     python -m testkit.aws tagged REGION PROJECT ENV   # ours, by kind (JSON)
     python -m testkit.aws nodes REGION PROJECT ENV    # ours: "name role leader public private"
+    python -m testkit.aws user-data REGION NAME       # what cloud-init gets on the instance NAME
     python -m testkit.aws wait-for REGION PROJECT ENV KIND   # until one of ours of KIND exists
 
-moto (5.2) answers four questions the collection asks differently from AWS; ``patch_moto``
-gives AWS's answers, each documented there, and changes nothing else. The image is a stand-in
+moto (5.2) answers four questions differently from AWS, three that the collection asks and one
+that ``snapshot`` does; ``patch_moto`` gives AWS's answers, each documented there, and changes
+nothing else. The image is a stand-in
 for Debian's own (owner 136693071363, name debian-12-amd64-...). Every command but ``serve``
 takes the credentials and the endpoint (AWS_ENDPOINT_URL) from the environment.
 """
@@ -229,6 +231,17 @@ def nodes(region: str, project: str, environment: str) -> list[str]:
     return sorted(lines)
 
 
+def user_data(region: str, name: str) -> str:
+    """The user data of the live instance whose Name tag is ``name``, as cloud-init receives it."""
+    import base64
+
+    ec2, _ = clients(region)
+    states = [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}, {"Name": "tag:Name", "Values": [name]}]
+    [instance] = [i for r in ec2.describe_instances(Filters=states)["Reservations"] for i in r["Instances"]]
+    answer = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    return base64.b64decode(answer["UserData"]["Value"]).decode()
+
+
 def wait_for(region: str, project: str, environment: str, kind: str, timeout_s: float = 60) -> None:
     """Return as soon as one of our resources of ``kind`` exists; exit 1 after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -252,6 +265,8 @@ def main(argv: list[str]) -> None:
         print(json.dumps(tagged(*args), sort_keys=True))
     elif command == "nodes":
         print("\n".join(nodes(*args)))
+    elif command == "user-data":
+        print(user_data(*args), end="")
     elif command == "wait-for":
         wait_for(*args)
     else:

@@ -166,8 +166,9 @@ USER_DATA_SETTINGS = {
     "infra_admin_user": "deploy",
     "infra_node_data_volume_id": "vol-0123456789abcdef0",
     "infra_data_volume_device": "/dev/sdf",
-    "infra_data_mount_point": "/var/lib/docker/volumes",
+    "infra_data_disk_mount_point": "/srv/minitwit-data",
     "infra_data_filesystem_label": "minitwit-data",
+    "infra_data_mount_point": "/var/lib/docker/volumes",
 }
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps0nlyAT3stKeyF0rUserDataRender1ng0000000 ops@laptop"
 
@@ -185,7 +186,14 @@ def test_the_user_data_creates_the_checklists_account_and_mounts_the_data_volume
     [script] = config["write_files"]
     assert script["content"] == (ROLE / "files" / "data-volume.sh").read_text()
     assert config["runcmd"] == [
-        [script["path"], "vol-0123456789abcdef0", "/dev/sdf", "/var/lib/docker/volumes", "minitwit-data"]
+        [
+            script["path"],
+            "vol-0123456789abcdef0",
+            "/dev/sdf",
+            "/srv/minitwit-data",
+            "minitwit-data",
+            "/var/lib/docker/volumes",
+        ]
     ]
 
 
@@ -195,17 +203,27 @@ VOLUME_ID = "vol-0123456789abcdef0"
 ABSENT_DEVICE = "/dev/sdzz9"
 
 
-def run_data_volume_script(disk_dir: Path, fstab: Path, mount_point: Path, label: str, wait: int = 5):
-    """The user data's script, told to look for the NVMe link in ``disk_dir`` and to use ``fstab``."""
-    env = {**os.environ, "DATA_VOLUME_DISK_DIR": str(disk_dir), "FSTAB": str(fstab), "DATA_VOLUME_WAIT": str(wait)}
+def run_data_volume_script(disk_dir: Path, root: Path, label: str, wait: int = 5):
+    """The user data's script, told to look for the NVMe link in ``disk_dir`` and to mount under ``root``."""
+    env = {
+        **os.environ,
+        "DATA_VOLUME_DISK_DIR": str(disk_dir),
+        "FSTAB": str(root / "fstab"),
+        "DATA_VOLUME_WAIT": str(wait),
+    }
     return subprocess.run(
-        ["bash", str(SCRIPT), VOLUME_ID, ABSENT_DEVICE, str(mount_point), label],
+        ["bash", str(SCRIPT), VOLUME_ID, ABSENT_DEVICE, str(root / "disk"), label, str(root / "volumes")],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def is_mountpoint(path: Path) -> bool:
+    """Whether something is mounted at ``path``."""
+    return subprocess.run(["mountpoint", "-q", str(path)], check=False).returncode == 0
 
 
 @pytest.fixture
@@ -228,28 +246,38 @@ def loop_disk(tmp_path):
 
 
 def test_the_data_volume_is_formatted_once_and_mounted_for_good(tmp_path, loop_disk):
-    mount_point, fstab = tmp_path / "volumes", tmp_path / "fstab"
+    disk, volumes, fstab = tmp_path / "disk", tmp_path / "volumes", tmp_path / "fstab"
     fstab.write_text("# the node's own entries\n")
     label = "mt" + os.urandom(4).hex()  # unique: mount finds the disk by its label
     try:
-        first = run_data_volume_script(loop_disk, fstab, mount_point, label)
+        first = run_data_volume_script(loop_disk, tmp_path, label)
         assert first.returncode == 0, first.stderr
-        assert subprocess.run(["mountpoint", "-q", str(mount_point)], check=False).returncode == 0
-        (mount_point / "pgdata").write_text("the database")
-        subprocess.run(["umount", str(mount_point)], check=True)
+        assert is_mountpoint(disk) and is_mountpoint(volumes)
+        # Docker's volumes directory is the disk's docker-volumes: no lost+found Docker would list.
+        assert sorted(p.name for p in disk.iterdir()) == ["docker-volumes", "lost+found"]
+        assert list(volumes.iterdir()) == []
+        (volumes / "pgdata").write_text("the database")
+        subprocess.run(["umount", str(volumes)], check=True)
+        subprocess.run(["umount", str(disk)], check=True)
         # A reboot, or the volume re-attached to a new instance: mounted again, never formatted again.
-        second = run_data_volume_script(loop_disk, fstab, mount_point, label)
+        second = run_data_volume_script(loop_disk, tmp_path, label)
         assert second.returncode == 0, second.stderr
-        assert (mount_point / "pgdata").read_text() == "the database"
-        assert fstab.read_text().count(f"LABEL={label} {mount_point} ext4 defaults,nofail") == 1
-        assert fstab.read_text().startswith("# the node's own entries\n")
+        assert (volumes / "pgdata").read_text() == "the database"
+        assert (disk / "docker-volumes" / "pgdata").exists()
+        lines = fstab.read_text().splitlines()
+        assert lines[0] == "# the node's own entries"
+        assert lines[1:] == [
+            f"LABEL={label} {disk} ext4 defaults,nofail,x-systemd.device-timeout=30s 0 2",
+            f"{disk}/docker-volumes {volumes} none bind,nofail,x-systemd.requires-mounts-for={disk} 0 0",
+        ]
     finally:
-        subprocess.run(["umount", str(mount_point)], capture_output=True, check=False)
+        subprocess.run(["umount", str(volumes)], capture_output=True, check=False)
+        subprocess.run(["umount", str(disk)], capture_output=True, check=False)
 
 
 def test_a_data_volume_that_never_appears_is_reported(tmp_path):
     (tmp_path / "by-id").mkdir()
-    result = run_data_volume_script(tmp_path / "by-id", tmp_path / "fstab", tmp_path / "volumes", "unused", wait=1)
+    result = run_data_volume_script(tmp_path / "by-id", tmp_path, "unused", wait=1)
     assert result.returncode == 1
     assert f"{VOLUME_ID} did not appear within 1s" in result.stderr
     assert not (tmp_path / "fstab").exists()
