@@ -92,9 +92,10 @@ def prepare_moto(image_regions: list[str]) -> None:
     """Before moto is imported: the Debian 12 image instead of moto's defaults, and AWS's answers."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as images:
         json.dump([DEBIAN_12_IMAGE], images)
-    # Read when moto's EC2 models are first imported; it also drops moto's default images.
+    # Read when moto's EC2 models are first imported (by patch_moto); it also drops moto's default images.
     os.environ["MOTO_AMIS_PATH"] = images.name
     patch_moto(image_regions)
+    os.unlink(images.name)
 
 
 def serve(port: str, *image_regions: str) -> None:
