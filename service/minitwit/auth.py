@@ -1,4 +1,4 @@
-"""Sign up, sign in and sign out (registration's rules: models.py; hashing: passwords.py)."""
+"""Sign up, sign in and sign out (registration's rules: models.py; hashing: passwords.py; throttling: throttle.py)."""
 
 from flask import Blueprint
 from flask import flash
@@ -9,8 +9,10 @@ from flask import request
 from flask import session
 from flask import url_for
 from sqlalchemy import update
+from werkzeug.exceptions import ServiceUnavailable
 
 from . import metrics
+from . import throttle
 from .extensions import db
 from .models import User
 from .models import get_user_id
@@ -62,30 +64,52 @@ def register():
     return render_template("register.html", error=error)
 
 
+def check_credentials(username: str, password: str) -> tuple[int | None, str | None]:
+    """The user's id if ``password`` is theirs, else the error box's text; upgrades an old hash."""
+    user_id = get_user_id(username)
+    user = db.session.get(User, user_id) if user_id is not None else None
+    pw_hash = user.pw_hash if user is not None else None
+    db.session.commit()  # hand back the pooled connection: none is held while hashing
+    if user is None:
+        return None, "Invalid username"
+    if not verify_password(pw_hash, password):
+        return None, "Invalid password"
+    if needs_rehash(pw_hash):
+        upgrade_hash(user_id, pw_hash, password)
+    return user_id, None
+
+
+def refused(attempt: throttle.Attempt):
+    """429: the sign-in form again, saying when to try again; the password was not checked."""
+    page = render_template("login.html", error=attempt.message)
+    return page, 429, {"Retry-After": str(attempt.retry_after)}
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Log the user in."""
+    """Log the user in, unless the account's failed sign-ins fill its budget (throttle.py)."""
     if g.user:
         return redirect(url_for("timeline.timeline"))
-    error = None
-    if request.method == "POST":
-        password = request.form.get("password", "")
-        user_id = get_user_id(request.form.get("username", ""))
-        user = db.session.get(User, user_id) if user_id is not None else None
-        pw_hash = user.pw_hash if user is not None else None
-        db.session.commit()  # hand back the pooled connection: none is held while hashing
-        if user is None:
-            error = "Invalid username"
-        elif not verify_password(pw_hash, password):
-            error = "Invalid password"
-        else:
-            if needs_rehash(pw_hash):
-                upgrade_hash(user_id, pw_hash, password)
-            session.clear()
-            session["user_id"] = user_id
-            flash("You were logged in")
-            return redirect(local_path(request.args.get("next")) or url_for("timeline.timeline"))
-    return render_template("login.html", error=error)
+    if request.method != "POST":
+        return render_template("login.html", error=None)
+    username = request.form.get("username", "")
+    attempt = throttle.begin(username)
+    if attempt.refused:
+        return refused(attempt)
+    try:
+        user_id, error = check_credentials(username, request.form.get("password", ""))
+    except ServiceUnavailable:  # no hashing slot freed up: the password was not checked after all
+        throttle.give_back(attempt)
+        raise
+    if error:
+        return render_template("login.html", error=error)  # the failure keeps its place in the budget
+    throttle.give_back(attempt)
+    session.clear()
+    session["user_id"] = user_id
+    flash("You were logged in")
+    response = redirect(local_path(request.args.get("next")) or url_for("timeline.timeline"))
+    throttle.trust_device(response, username)
+    return response
 
 
 @bp.route("/logout")

@@ -35,6 +35,8 @@ SETTINGS = (
     "DB_POOL_PRE_PING",
     "DB_CONNECT_TIMEOUT",
     "HASH_CONCURRENCY",
+    "SIGNIN_FAILURE_LIMIT",
+    "SIGNIN_FAILURE_WINDOW",
 )
 
 
@@ -159,6 +161,10 @@ def load_config(instance_path: str) -> dict[str, Any]:
         "MAX_PASSWORD_LENGTH": 1024,
         "MAX_MESSAGE_LENGTH": 1000,
         "MAX_CONTENT_LENGTH": 64 * 1024,
+        # Failed sign-ins per account (and per trusted browser) in any window of this many seconds:
+        # beyond them a sign-in is refused without checking the password (throttle.py, docs/security.md).
+        "SIGNIN_FAILURE_LIMIT": count_setting("SIGNIN_FAILURE_LIMIT", 10),
+        "SIGNIN_FAILURE_WINDOW": count_setting("SIGNIN_FAILURE_WINDOW", 60),
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "1" if production else "0") == "1",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

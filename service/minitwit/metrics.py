@@ -27,6 +27,13 @@ CROSS_ORIGIN_REFUSED = Counter(
     "minitwit_cross_origin_refused", "State-changing requests refused as cross-origin", ["reason"]
 )
 
+# kind: the stored hash's ("argon2", "werkzeug", "md5"); every check of a password, right or wrong.
+PASSWORD_CHECKS = Counter("minitwit_password_checks", "Passwords checked against a stored hash", ["kind"])
+# client: "untrusted", or "device" (a browser that signed in to the account before); see throttle.py.
+SIGNINS_THROTTLED = Counter(
+    "minitwit_signins_throttled", "Sign-ins refused without checking the password (too many failures)", ["client"]
+)
+
 
 def init_metrics(app: Flask) -> PrometheusMetrics:
     """Track every request's latency and count by Flask endpoint (never by raw path)."""

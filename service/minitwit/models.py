@@ -88,6 +88,26 @@ class Latest(db.Model):
     value: Mapped[int] = mapped_column(BigInteger)
 
 
+class SigninAttempt(db.Model):
+    """A sign-in let through to the password check and not (yet) successful: one place in a budget.
+
+    ``bucket`` names whose budget it took (an account, or one browser trusted for it), as a keyed
+    hash, never the name typed; ``attempted_ms`` is Unix epoch milliseconds. See throttle.py.
+    """
+
+    __tablename__ = "signin_attempt"
+
+    attempt_id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(64))
+    attempted_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        # A budget's places in its window; and the expired ones, which every attempt cleans up.
+        Index("ix_signin_attempt_bucket", "bucket", "attempted_ms"),
+        Index("ix_signin_attempt_attempted_ms", "attempted_ms"),
+    )
+
+
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # what ``latest.value`` holds
 
 USERNAME_TAKEN = "The username is already taken"

@@ -25,6 +25,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.security import check_password_hash
 
 from .config import hash_concurrency
+from .metrics import PASSWORD_CHECKS
 
 HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.ID)
 SLOT_WAIT_S = 10  # far beyond any queue the server's threads can form; reached only if a slot was lost
@@ -61,11 +62,18 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(pw_hash: str, password: str) -> bool:
-    """Check ``password`` against any hash kind a MiniTwit database can hold; unknown kinds never match."""
+    """Check ``password`` against any hash kind a MiniTwit database can hold; unknown kinds never match.
+
+    Every call counts in ``minitwit_password_checks_total``: how the sign-in throttle is seen to
+    refuse without checking (tests and bench/signin.py read it).
+    """
     if pw_hash.startswith("$argon2"):
+        PASSWORD_CHECKS.labels(kind="argon2").inc()
         return with_slot(verify_argon2, pw_hash, password)
     if pw_hash.startswith(("scrypt:", "pbkdf2:")):
+        PASSWORD_CHECKS.labels(kind="werkzeug").inc()
         return with_slot(verify_werkzeug, pw_hash, password)
+    PASSWORD_CHECKS.labels(kind="md5").inc()
     legacy = hashlib.md5(password.encode("utf-8")).hexdigest()  # only ever to verify old hashes
     return hmac.compare_digest(pw_hash.lower().encode(), legacy.encode())
 

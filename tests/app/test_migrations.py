@@ -17,7 +17,7 @@ from helpers.app import make_app
 from testkit import REPO_ROOT
 from testkit import SERVICE_DIR
 
-TABLES = {"user", "follower", "message", "latest"}
+TABLES = {"user", "follower", "message", "latest", "signin_attempt"}
 
 
 @pytest.fixture
