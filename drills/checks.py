@@ -134,6 +134,17 @@ def prometheus(lab: Lab, promql: str, minimum: float, timeout: float) -> float |
     return poll(lambda: swarm.prometheus_value(lab.stack, promql), minimum, timeout)
 
 
+def prometheus_exactly(lab: Lab, promql: str, wanted: float, timeout: float) -> float | None:
+    """Poll an instant query until it equals ``wanted``; the last value either way. After a rolling
+    restart the old tasks' targets count until the next DNS discovery (every 15 s) drops them."""
+    deadline, value = time.monotonic() + timeout, None
+    while True:
+        value = swarm.prometheus_value(lab.stack, promql)
+        if value == wanted or time.monotonic() >= deadline:
+            return value
+        time.sleep(5)
+
+
 # --- single node: what the first deploy must give users and operators ---
 
 
@@ -323,7 +334,7 @@ def post_through_api(lab: Lab) -> None:
 
 def check_prometheus(lab: Lab) -> None:
     """Prometheus scrapes 3 app replicas and Traefik, and the business counters move with traffic."""
-    up = prometheus(lab, 'count(up{job="minitwit"} == 1)', REPLICAS, 90)
+    up = prometheus_exactly(lab, 'count(up{job="minitwit"} == 1)', REPLICAS, 90)
     expect(up == REPLICAS, f"Prometheus sees {up} healthy app targets, expected 3")
     traefik = prometheus(lab, 'count(up{job="traefik"} == 1)', 1, 60)
     expect(traefik == 1, f"Prometheus sees {traefik} healthy traefik targets, expected 1")
@@ -670,7 +681,7 @@ def check_routes_across_nodes(lab: Lab) -> None:
 
 def check_prometheus_targets(lab: Lab) -> None:
     """Prometheus on node1 scrapes all 3 replicas across the overlay."""
-    up = prometheus(lab, 'count(up{job="minitwit"} == 1)', REPLICAS, 120)
+    up = prometheus_exactly(lab, 'count(up{job="minitwit"} == 1)', REPLICAS, 120)
     expect(up == REPLICAS, f"Prometheus sees {up} healthy app targets, expected 3")
     lab.figures["prometheus_app_targets_up"] = int(up)
     lab.ok("Prometheus has all 3 app targets up across the overlay")
