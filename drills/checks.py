@@ -18,6 +18,8 @@ what it saw. Traffic goes only to the lab nodes' addresses; everything else is `
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
 import json
 import os
 import shlex
@@ -40,6 +42,8 @@ from bench.client import Response
 from bench.client import Target
 from bench.client import parse_target
 from bench.client import send
+from bench.scenario import AUTHORIZATION
+from drills import alerts
 from drills import swarm
 from drills.__main__ import read_env
 
@@ -238,8 +242,6 @@ def check_replicas_serve(lab: Lab) -> None:
 
 def check_dashboard_auth(lab: Lab) -> None:
     """The Traefik dashboard is behind basic auth."""
-    import base64
-
     dashboard = lab.target(f"https://traefik.{lab.domain}")
     password = (lab.state_dir / "secrets" / "traefik_dashboard_password").read_text().strip()
     # Pebble issues this host's certificate when Traefik first sees its router: allow 30 s.
@@ -257,8 +259,6 @@ def check_dashboard_auth(lab: Lab) -> None:
 def post_oversized(lab: Lab, path: str, size: int) -> tuple[int | None, bytes]:
     """POST ``size`` bytes to the API and read the answer, also when the server answers (and
     closes) before the body is all sent, as Traefik does past its limit."""
-    from bench.scenario import AUTHORIZATION
-
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {lab.domain}\r\nAuthorization: {AUTHORIZATION}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
@@ -364,8 +364,6 @@ def check_exporters(lab: Lab) -> None:
 
 def check_watchdog(lab: Lab) -> None:
     """The Watchdog reaches the heartbeat receiver (the sink) within WATCHDOG_BOUND_S of Alertmanager's start."""
-    from drills import alerts
-
     container = swarm.service_container(lab.stack.service("alertmanager"))
     expect(bool(container), "no running alertmanager container")
     started_text = swarm.run(
@@ -392,8 +390,6 @@ def check_watchdog(lab: Lab) -> None:
 
 def _epoch(docker_time: str) -> float:
     """Seconds since the epoch of Docker's RFC 3339 time with nanoseconds (``...T10:00:00.123456789Z``)."""
-    import datetime
-
     whole, _, rest = docker_time.rstrip("Z").partition(".")
     stamp = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
     return stamp + (float(f"0.{rest}") if rest else 0.0)
