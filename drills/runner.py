@@ -43,6 +43,8 @@ class Context:
     node_prefix: str = ""
     # Read the stack's alert-sink after each drill (off only where no stack is deployed).
     alert_sink: bool = True
+    # The lab's S3 server, the backup repository (a container on this machine): drill 7 stops it.
+    s3_container: str = ""
 
 
 @dataclass

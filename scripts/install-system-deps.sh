@@ -13,6 +13,7 @@ packages=(
   mmdebstrap             # builds the Python base and test host images without a registry
   openssh-client         # scripts/provision-test.sh logs in to the test hosts from outside
   rsync                  # deploy.yml sends the stack files to the manager with rsync
+  pgbackrest             # WAL archiving and backups, the same 2.45 as in the PostgreSQL image (tests, bench)
   pebble                 # Let's Encrypt's ACME test server, for real certificate issuance in CI
   testssl.sh             # the deployed stack's TLS measured from outside (drills/checks.py)
   openssl apache2-utils  # throwaway CA for Pebble; htpasswd for the Traefik dashboard secret

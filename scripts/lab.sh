@@ -12,7 +12,7 @@
 #   scripts/lab.sh drills [--only 1,2]
 #                              the failure drills against the lab (python -m drills)
 #   scripts/lab.sh test        the operator's story, each stage timed: up 1, check single, bench,
-#                              drills 1-5, grow 4 (three managers and a worker), check multi,
+#                              drills 1-5, 7, 8, grow 4 (three managers and a worker), check multi,
 #                              drill 6, down (also on failure)
 #   scripts/lab.sh status      the nodes and where the stack's tasks run
 #   scripts/lab.sh down        remove the nodes, their volumes, the lab network and the run state
@@ -111,7 +111,8 @@ lab_test() {
   stage "up: 1 node, provision + verify roles + deploy" lab_up
   stage "checks: single node" lab_check single
   stage "benchmark through Traefik" lab_bench
-  stage "drills 1-5" lab_drills --only 1,2,3,4,5 --out "$REPO_ROOT/artifacts/drills"
+  # 7 (repository away) before 5 (disk loss): 5's restore proves 7 lost nothing; 8 restores to a moment.
+  stage "drills 1-5, 7, 8" lab_drills --only 1,2,3,4,7,5,8 --out "$REPO_ROOT/artifacts/drills"
   stage "grow to 4 nodes (3 managers, 1 worker): provision + verify roles + deploy" lab_grow 4
   stage "checks: four nodes" lab_check multi
   stage "drill 6: node loss" lab_drills --only 6 --out "$LAB_ARTIFACTS"

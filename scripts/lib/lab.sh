@@ -26,6 +26,14 @@ LAB_CHECKS=()
 # are at 0 replicas there), so a service added to stack/ci.yml reaches the nodes too.
 LAB_INFRA_IMAGES="$(awk '$1 == "image:" && $2 ~ /^local\// {print $2}' "$REPO_ROOT/stack/ci.yml" | sort -u | tr '\n' ' ')"
 
+# The off-host backup repository: a real S3 server (`rclone serve s3`, MIT licence) with a throwaway
+# CA, on its own address of the lab network and on no node: what a provider's object storage is to
+# the VMs. pgBackRest 2.45 checks the certificate against the host name, never an address, so
+# the nodes' PostgreSQL knows the name from the inventory (pgbackrest_repo_extra_hosts).
+LAB_S3_NAME="${MINITWIT_LAB_PREFIX}s3"
+LAB_S3_HOST=s3.minitwit-lab.test
+LAB_S3_BUCKET=minitwit-backups
+
 # lab_node <n>: container name of node n; lab_node_address <n>: its address (.11, .12, ...).
 lab_node() { printf '%snode%s\n' "$MINITWIT_LAB_PREFIX" "$1"; }
 lab_node_address() { testhost_address "$((10 + $1))"; }
@@ -80,6 +88,7 @@ lab_write_inventory() {
 # Throwaway inputs (outside git): the operator's SSH key, and those every deployment needs.
 lab_prepare_state() {
   prepare_throwaway_inputs "$LAB_STATE_DIR"
+  lab_s3_prepare
   mkdir -p "$LAB_ARTIFACTS"
   chmod 0700 "$LAB_STATE_DIR"
   [[ -f "$LAB_STATE_DIR/deploy_ed25519" ]] ||
@@ -87,6 +96,46 @@ lab_prepare_state() {
   # Users reach the site at the first manager's address (DNS would point there).
   grep -qF "$LAB_HOSTS_MARKER" /etc/hosts ||
     printf '%s %s %s\n' "$(lab_node_address 1)" "$LAB_DOMAIN" "$LAB_HOSTS_MARKER" >>/etc/hosts
+}
+
+lab_s3_address() { testhost_address 5; }
+
+# lab_s3_prepare: the S3 server's CA, certificate and keys, and an empty bucket (outside git).
+lab_s3_prepare() {
+  local dir="$LAB_STATE_DIR/s3"
+  mkdir -p "$dir/data/$LAB_S3_BUCKET"
+  chmod 0700 "$dir"
+  [[ -f "$dir/ca.pem" ]] || (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=MiniTwit lab S3 CA" \
+      -keyout ca-key.pem -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$LAB_S3_HOST" -keyout key.pem -out cert.csr 2>/dev/null
+    openssl x509 -req -in cert.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 7 -out cert.pem \
+      -extfile <(printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$LAB_S3_HOST") 2>/dev/null
+    rm -f cert.csr ca.srl ca-key.pem
+  )
+  # rclone refuses short access keys; pgBackRest's repository keys are these two.
+  [[ -f "$dir/access_key" ]] || openssl rand -hex 12 >"$dir/access_key"
+  [[ -f "$dir/secret_key" ]] || openssl rand -hex 24 >"$dir/secret_key"
+}
+
+# lab_s3_start: the S3 server, serving $LAB_STATE_DIR/s3/data over HTTPS on :443 (the keys come
+# from files, never a command line or the container's environment).
+lab_s3_start() {
+  docker rm --force "$LAB_S3_NAME" >/dev/null 2>&1 || true
+  testhost_ensure_network
+  docker run --detach --name "$LAB_S3_NAME" --hostname s3 --network "$LAB_NETWORK" --ip "$(lab_s3_address)" \
+    --label minitwit.lab=true --volume "$REPO_ROOT/.venv/bin/rclone:/usr/local/bin/rclone:ro" \
+    --volume "$LAB_STATE_DIR/s3:/s3" local/python:3.11-slim sh -c \
+    'RCLONE_AUTH_KEY="$(cat /s3/access_key),$(cat /s3/secret_key)" exec rclone serve s3 /s3/data --addr :443 \
+       --cert /s3/cert.pem --key /s3/key.pem --log-level NOTICE' >/dev/null
+  retry 30 1 lab_s3_answers || die "the lab's S3 server did not answer within 30 s: $(docker logs --tail 20 "$LAB_S3_NAME" 2>&1)"
+}
+
+# lab_s3_answers: it serves TLS with its certificate and refuses an unsigned request (403).
+lab_s3_answers() {
+  [[ "$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 3 --cacert "$LAB_STATE_DIR/s3/ca.pem" \
+    --resolve "$LAB_S3_HOST:443:$(lab_s3_address)" "https://$LAB_S3_HOST/$LAB_S3_BUCKET/")" == 403 ]]
 }
 
 # Build the images, and save those the stack runs into one archive for deploy.yml.
@@ -160,9 +209,12 @@ lab_up() {
   scanner_build_image
   lab_build_images
   LAB_FIGURES["images_s"]=$((SECONDS - t0))
+  lab_s3_start
   lab_start_nodes 1 "$LAB_NODES"
+  # The throwaway CAs the first manager's stack trusts: Pebble's, and the S3 server's.
   docker exec "$(lab_node 1)" mkdir -p /opt/minitwit-pebble
   docker cp "$LAB_STATE_DIR/pebble/." "$(lab_node 1):/opt/minitwit-pebble/"
+  docker cp "$LAB_STATE_DIR/s3/ca.pem" "$(lab_node 1):/opt/minitwit-pebble/s3-ca.pem"
   lab_write_inventory
   lab_provision_and_deploy "${LAB_NODES}nodes" all
 }
@@ -202,6 +254,8 @@ MINITWIT_LAB_NETWORK=$MINITWIT_LAB_NETWORK
 MINITWIT_SCANNER_IMAGE=$SCANNER_IMAGE
 MINITWIT_STATE_DIR=$LAB_STATE_DIR
 MINITWIT_DOCKER="docker exec $(lab_node 1) docker"
+MINITWIT_LAB_S3_CONTAINER=$LAB_S3_NAME
+MINITWIT_LAB_S3_DATA=$LAB_STATE_DIR/s3/data
 ENV
 }
 
@@ -211,6 +265,7 @@ lab_down() {
   for name in $(docker ps -a --format '{{.Names}}' --filter "name=^${MINITWIT_LAB_PREFIX}node"); do
     testhost_remove "$name"
   done
+  docker rm --force "$LAB_S3_NAME" >/dev/null 2>&1 || true
   testhost_remove_network
   sed -i "/$LAB_HOSTS_MARKER\$/d" /etc/hosts
   rm -rf "${LAB_STATE_DIR:?}" "${REPO_ROOT:?}/$LAB_INVENTORY"
