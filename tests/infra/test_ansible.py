@@ -47,6 +47,13 @@ def test_every_external_stack_secret_is_created_by_the_role():
         if spec.get("external")
     }
     created = {secret["env"] for secret in role_defaults()["minitwit_secrets"]}
+    # pgBackRest's configuration is the pgbackrest role's secret (made and named in repository.yml).
+    repository = load(ANSIBLE / "roles" / "pgbackrest" / "tasks" / "repository.yml")
+    created |= {
+        env
+        for task in repository
+        for env in task.get("ansible.builtin.set_fact", {}).get("pgbackrest_stack_env", {})
+    }
     assert wanted == created
 
 
@@ -117,6 +124,8 @@ def test_one_image_name_scheme_everywhere():
     """README, docs, playbooks and workflows name the image as the pipeline pushes it:
     ghcr.io/<owner>/<repo> (the repository, lower-cased), tagged sha-<commit> or a release X.Y.Z."""
     repository = {"<owner>/<repo>", "OWNER/REPO", "owner/repo", "${GITHUB_REPOSITORY,,}"}
+    # PostgreSQL with pgBackRest is pushed beside it, as <repository>-postgres with the same tag.
+    repository |= {f"{name}-postgres" for name in repository}
     found = []
     for pattern in IMAGE_DOCS:
         for path in ROOT.glob(pattern):

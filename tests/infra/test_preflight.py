@@ -31,6 +31,10 @@ GOOD_ALERT_ADDRESSES = {
     "minitwit_alertmanager_smtp_username": "alerts@ops-demo.net",
     "minitwit_alertmanager_email_page_to": "oncall@ops-demo.net",
     "minitwit_alertmanager_email_ticket_to": "ops@ops-demo.net",
+    # The backup repository (ansible/roles/pgbackrest): plain settings, the keys are in the vault.
+    "pgbackrest_repo_s3_endpoint": "s3.eu-central-1.amazonaws.com",
+    "pgbackrest_repo_s3_bucket": "ops-demo-minitwit-backups",
+    "pgbackrest_repo_s3_region": "eu-central-1",
 }
 SECRETS = {
     "vault_minitwit_secret_key",
@@ -42,6 +46,9 @@ SECRETS = {
     "vault_minitwit_alertmanager_smtp_password",
     "vault_minitwit_alertmanager_chat_webhook_url",
     "vault_minitwit_alertmanager_heartbeat_url",
+    "vault_pgbackrest_repo_s3_key",
+    "vault_pgbackrest_repo_s3_key_secret",
+    "vault_pgbackrest_cipher_pass",
 }
 # Tasks that change a host: none may start when the preflight refuses.
 CHANGING_TASKS = ("TASK [base :", "TASK [docker :", "TASK [swarm :", "TASK [minitwit : Ensure")
@@ -59,6 +66,9 @@ def good_vault() -> dict:
         "vault_minitwit_alertmanager_smtp_password": secrets.token_urlsafe(24),
         "vault_minitwit_alertmanager_chat_webhook_url": "https://chat.ops-demo.net/hooks/" + secrets.token_hex(12),
         "vault_minitwit_alertmanager_heartbeat_url": "https://heartbeat.ops-demo.net/ping/" + secrets.token_hex(12),
+        "vault_pgbackrest_repo_s3_key": "AKIA" + secrets.token_hex(8).upper(),
+        "vault_pgbackrest_repo_s3_key_secret": secrets.token_urlsafe(30),
+        "vault_pgbackrest_cipher_pass": secrets.token_urlsafe(32),
     }
 
 
@@ -244,6 +254,10 @@ def test_the_lab_inventory_passes(tmp_path):
     state = tmp_path / "lab-state"
     (state / "secrets").mkdir(parents=True)
     (state / "secrets" / "traefik_dashboard_users").write_text(GOOD_USERS + "\n")
+    # The keys scripts/lab.sh makes for its S3 server.
+    (state / "s3").mkdir()
+    (state / "s3" / "access_key").write_text(secrets.token_hex(12) + "\n")
+    (state / "s3" / "secret_key").write_text(secrets.token_hex(24) + "\n")
     inventory = REPO_ROOT / "ansible" / "inventories" / "lab" / f"preflight-test-{os.getpid()}.yml"
     inventory.write_text(
         "all:\n  children:\n    swarm_managers:\n      hosts:\n        node1:\n"

@@ -169,13 +169,20 @@ def test_image_name_is_ghcr_of_this_repository_lower_cased(deploy):
 
 def test_only_develop_builds_and_it_pushes_the_full_sha_tag(deploy):
     steps = deploy["jobs"]["image"]["steps"]
-    builds = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")]
-    assert len(builds) == 1
-    [build] = builds
-    assert build["if"] == "github.ref_name == 'develop'"
-    assert build["with"]["push"] is True
-    assert build["with"]["cache-from"] == "type=gha"
-    assert build["with"]["cache-to"] == "type=gha,mode=max"
+    builds = {s["with"]["context"]: s for s in steps if s.get("uses", "").startswith("docker/build-push-action@")}
+    # The app, and PostgreSQL with pgBackRest (docker/postgres), each with its own layer cache.
+    assert set(builds) == {".", "docker/postgres"}
+    for build in builds.values():
+        assert build["if"] == "github.ref_name == 'develop'"
+        assert build["with"]["push"] is True
+    assert builds["."]["with"]["cache-from"] == "type=gha"
+    assert builds["."]["with"]["cache-to"] == "type=gha,mode=max"
+    assert builds["docker/postgres"]["with"]["cache-to"] == "type=gha,mode=max,scope=postgres"
+    # Tagged as deploy.yml derives it from the app's reference (minitwit_postgres_image).
+    assert builds["docker/postgres"]["with"]["tags"].splitlines() == [
+        "${{ steps.name.outputs.image }}-postgres:sha-${{ github.sha }}",
+        "${{ steps.name.outputs.image }}-postgres:develop",
+    ]
     meta = next(s for s in steps if s.get("id") == "meta")
     assert meta["if"] == "github.ref_name == 'develop'"
     assert meta["with"]["tags"].split() == ["type=sha,format=long", "type=ref,event=branch"]
@@ -189,6 +196,7 @@ def test_main_promotes_the_tested_develop_image_without_rebuilding(deploy):
     assert "--branch develop" in runs and "--status success" in runs
     assert "imagetools create" in runs and '"$IMAGE:sha-$TESTED_SHA"' in runs
     assert '--tag "$IMAGE:sha-$GITHUB_SHA"' in runs
+    assert '--tag "$IMAGE-postgres:sha-$GITHUB_SHA"' in runs and '"$IMAGE-postgres:sha-$TESTED_SHA"' in runs
     assert not any("build" in s.get("uses", "") and "push" in s.get("uses", "") for s in main_steps)
     checkout = steps[0]
     assert checkout["with"]["fetch-depth"] == "${{ github.ref_name == 'main' && '0' || '1' }}"
@@ -390,7 +398,9 @@ def test_the_test_command_refuses_an_unknown_stage():
 def postgres_majors() -> dict[str, str]:
     """The PostgreSQL major version each place that names one uses, by place."""
     stack = (ROOT / "stack" / "minitwit.yml").read_text()
-    majors = {"stack/minitwit.yml": re.search(r"\$\{POSTGRES_IMAGE:-postgres:(\d+)", stack)[1]}
+    image = (ROOT / "docker" / "postgres" / "Dockerfile").read_text()
+    majors = {"stack/minitwit.yml": re.search(r"ARG BASE=postgres:(\d+)", image)[1]}
+    assert "${POSTGRES_IMAGE:?" in stack  # the stack runs that image, always named by the deploy
     for job_id, job in load("ci.yml")["jobs"].items():
         if "postgres" in job.get("services", {}):
             majors[f"ci.yml {job_id}"] = re.match(r"postgres:(\d+)", job["services"]["postgres"]["image"])[1]
@@ -410,8 +420,9 @@ def test_one_postgresql_major_everywhere():
 
 def test_ci_builds_the_image_without_pushing(ci):
     steps = ci["jobs"]["image"]["steps"]
-    [build] = [s for s in steps if "build-push-action" in s.get("uses", "")]
-    assert build["with"]["push"] is False
+    builds = [s for s in steps if "build-push-action" in s.get("uses", "")]
+    assert [b["with"]["context"] for b in builds] == [".", "docker/postgres"]
+    assert all(b["with"]["push"] is False for b in builds)
 
 
 # ---- rulesets ----------------------------------------------------------------------------
