@@ -1,12 +1,14 @@
-"""The host and PostgreSQL alerts and panels read what the real exporters expose.
+"""The host, PostgreSQL and backup alerts and panels read what the real exporters expose.
 
 Debian's node exporter runs against this machine on a loopback port, Debian's postgres
 exporter against a throwaway PostgreSQL as a least-privilege ``pg_monitor`` role, and a
 real Prometheus scrapes both under the stack's job names (``node``, ``postgres``) with
-rules/infrastructure.yml loaded. Every ``node_*``/``pg_*`` name in any rule or dashboard
-must be exposed, every selector of the infrastructure rules and every query of the Host
-and PostgreSQL panels must return series, and a real deadlock and a real connection
-surge must trip their alerts.
+rules/infrastructure.yml loaded. Node exporter also serves, from its textfile directory, the
+backup collector's file, written by the collector's own code from answers pgBackRest and psql
+could give. Every ``node_*``/``pg_*``/``minitwit_backup_*``/``minitwit_wal_*`` name in any rule
+or dashboard must be exposed, every selector of the infrastructure rules and every query of
+the Host and PostgreSQL panels must return series, a real deadlock and a real connection
+surge must trip their alerts, and so must the collector's file of a repository outage.
 
 CI runs Debian's node_exporter 1.5 and postgres_exporter 0.11; production runs the
 upstream images. Names are the same, label sets differ (see docs/observability.md).
@@ -17,8 +19,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib.machinery
+import importlib.util
 import json
 import re
+import time
+import types
 
 import pytest
 from helpers.programs import find_tool
@@ -48,11 +54,20 @@ from testkit.skip import skip_or_fail
 psycopg = pytest.importorskip("psycopg")
 
 INFRASTRUCTURE_RULES = REPO_ROOT / "stack" / "prometheus" / "rules" / "infrastructure.yml"
+# The backup metrics collector the pgbackrest role installs on the database node.
+BACKUP_COLLECTOR = REPO_ROOT / "ansible" / "roles" / "pgbackrest" / "files" / "minitwit-backup-metrics"
+BACKUP_ALERTS = (
+    "WalArchivingFailing",
+    "WalArchiveLagging",
+    "BackupRepositoryUnreachable",
+    "BackupTooOld",
+    "BackupMetricsMissing",
+)
 # Upstream node_exporter's defaults for the flags where Debian's build differs, so this
 # machine exposes the series production does (docs/observability.md, "Exporters in CI and in production").
+# The textfile directory is set as in the stack, to the collector's folder (fixture textfile).
 NODE_EXPORTER_FLAGS = [
     "--no-collector.systemd",
-    "--collector.textfile.directory=",
     "--collector.netdev.device-exclude=",
     "--collector.filesystem.mount-points-exclude="
     "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)",
@@ -67,12 +82,46 @@ EMPTY_WHEN_HEALTHY = {"Days until disk full": "only filesystems that shrink have
 
 
 @pytest.fixture(scope="module")
-def node_exporter(tmp_path_factory):
-    """Debian's node exporter on a loopback port: its address."""
+def textfile(tmp_path_factory):
+    """The backup collector's file of a healthy repository, in a textfile directory of its own."""
+    path = tmp_path_factory.mktemp("textfile") / "minitwit_backup.prom"
+    write_backup_metrics(path)
+    return path
+
+
+def write_backup_metrics(path, repo_status: int = 0, failed: int = 0, oldest_age: float = 0) -> None:
+    """The collector's file, written by its own code from what pgBackRest and psql could answer:
+    a full backup 3 days old and a differential of an hour ago; ``repo_status`` is pgBackRest's
+    (0 ok, 99 unreadable), ``failed`` the archive attempts failed so far, ``oldest_age`` that of
+    the one segment waiting (none when 0)."""
+    loader = importlib.machinery.SourceFileLoader("minitwit_backup_metrics", str(BACKUP_COLLECTOR))
+    collector = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(collector)
+    now = time.time()
+    status = {"code": repo_status, "message": "ok" if repo_status == 0 else "other"}
+    backups = [recorded_backup("full", now - 3 * 86400), recorded_backup("diff", now - 3600)]
+    info = [{"name": "minitwit", "status": status, "repo": [{"key": 1, "status": status}], "backup": backups}]
+    row = f"{int(oldest_age > 0)}|{oldest_age}|120|{failed}|{now - 30}|{now - 60 if failed else 0}"
+    answers = types.SimpleNamespace(pgbackrest_info=lambda: json.dumps(info), psql=lambda sql: row)
+    collector.Commands = lambda options: answers  # in place of docker exec into the container
+    families = collector.collect(collector.parse_args(["--output", str(path)]))
+    collector.write_atomically(str(path), collector.render(families))
+
+
+def recorded_backup(kind: str, stop: float) -> dict:
+    """One backup as ``pgbackrest info --output=json`` lists it."""
+    sizes = {"size": 23066102, "repository": {"size": 2835728}}
+    return {"type": kind, "error": False, "info": sizes, "timestamp": {"start": int(stop) - 40, "stop": int(stop)}}
+
+
+@pytest.fixture(scope="module")
+def node_exporter(textfile, tmp_path_factory):
+    """Debian's node exporter on a loopback port, serving the backup collector's file: its address."""
     binary = find_tool("prometheus-node-exporter", "NODE_EXPORTER_BIN")
     log = tmp_path_factory.mktemp("node-exporter") / "node-exporter.log"
     address = f"127.0.0.1:{free_port()}"
-    with running([binary, f"--web.listen-address={address}", *NODE_EXPORTER_FLAGS], log):
+    flags = [*NODE_EXPORTER_FLAGS, f"--collector.textfile.directory={textfile.parent}"]
+    with running([binary, f"--web.listen-address={address}", *flags], log):
         wait_until(lambda: http_get(f"http://{address}/metrics"), "node exporter metrics", log=log)
         yield address
 
@@ -158,7 +207,7 @@ def alert_state(url: str, name: str) -> str | None:
 
 
 def exporter_names_used() -> dict[str, set[str]]:
-    """node_*/pg_* names per rule file and dashboard."""
+    """node_*/pg_*/minitwit_backup_*/minitwit_wal_* names per rule file and dashboard."""
     used = {}
     for path in RULE_FILES:
         exprs = [rule["expr"] for group in load_yaml(path)["groups"] for rule in group["rules"]]
@@ -177,7 +226,7 @@ def test_rules_and_dashboards_use_the_exporters():
 
 
 def test_every_exporter_metric_used_exists(exposed):
-    """Each node_*/pg_* name of every rule file and dashboard is exposed by the real exporter."""
+    """Each node_*/pg_*/backup name of every rule file and dashboard is exposed by the real exporter."""
     missing = {file: sorted(names - exposed) for file, names in exporter_names_used().items() if names - exposed}
     assert not missing
 
@@ -188,7 +237,7 @@ def test_every_exporter_metric_used_exists(exposed):
 def rule_selectors() -> set[str]:
     """``metric{matchers}`` selectors of the infrastructure rules."""
     exprs = [rule["expr"] for group in load_yaml(INFRASTRUCTURE_RULES)["groups"] for rule in group["rules"]]
-    return {m[0] for e in exprs for m in re.finditer(r"\b(?:node|pg)_\w+\{[^}]*\}", e)}
+    return {m[0] for e in exprs for m in re.finditer(rf"\b(?:{EXPORTER_METRIC.pattern})\{{[^}}]*\}}", e)}
 
 
 def test_every_rule_selector_matches_real_series(prometheus):
@@ -284,3 +333,23 @@ def take_row(session, row: int) -> str | None:
         session.rollback()
         return type(error).__name__
     return None
+
+
+def active_backup_alerts(url: str) -> list[str]:
+    """The backup alerts that are pending or firing."""
+    return [name for name in BACKUP_ALERTS if alert_state(url, name)]
+
+
+def test_repository_outage_in_the_collector_file_trips_the_backup_alerts(prometheus, textfile):
+    """The collector's file of an outage (repository unreadable, 3 failed archive attempts, a
+    segment waiting 200 s) fires WalArchivingFailing and WalArchiveLagging and makes
+    BackupRepositoryUnreachable pending (for: 2m); the healthy file after it clears them."""
+    assert not active_backup_alerts(prometheus)
+    write_backup_metrics(textfile, repo_status=99, failed=3, oldest_age=200)
+    try:
+        for name, state in (("WalArchivingFailing", "firing"), ("WalArchiveLagging", "firing")):
+            wait_until(lambda name=name, state=state: alert_state(prometheus, name) == state, f"{name} {state}")
+        wait_until(lambda: alert_state(prometheus, "BackupRepositoryUnreachable"), "BackupRepositoryUnreachable")
+    finally:
+        write_backup_metrics(textfile, failed=3)
+    wait_until(lambda: not active_backup_alerts(prometheus), "the backup alerts gone")
