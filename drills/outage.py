@@ -26,7 +26,7 @@ OUTAGE_S = 180
 # The alert that says archiving fails (stack/prometheus/rules/alerts.yml), and its bound from the
 # fault to the sink: see the rule's comment.
 ALERT = "WalArchivingFailing"
-ALERT_BOUND_S = 170
+ALERT_BOUND_S = 210
 CATCH_UP_BOUND_S = 120  # S3 back to every waiting segment archived
 ARCHIVER_SQL = (
     "SELECT (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),"
