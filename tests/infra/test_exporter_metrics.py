@@ -7,7 +7,7 @@ rules/infrastructure.yml loaded. Node exporter also serves, from its textfile di
 backup collector's file, written by the collector's own code from answers pgBackRest and psql
 could give. Every ``node_*``/``pg_*``/``minitwit_backup_*``/``minitwit_wal_*`` name in any rule
 or dashboard must be exposed, every selector of the infrastructure rules and every query of
-the Host and PostgreSQL panels must return series, a real deadlock and a real connection
+the Host, PostgreSQL and Backups panels must return series, a real deadlock and a real connection
 surge must trip their alerts, and so must the collector's file of a repository outage.
 
 CI runs Debian's node_exporter 1.5 and postgres_exporter 0.11; production runs the
@@ -248,22 +248,23 @@ def test_every_rule_selector_matches_real_series(prometheus):
     assert not empty
 
 
-def host_and_postgres_queries():
-    """(panel title, query) of the infrastructure dashboard's Host and PostgreSQL rows."""
+def exporter_panel_queries():
+    """(panel title, query) of the infrastructure dashboard's Host, PostgreSQL and Backups rows."""
     board = json.loads((REPO_ROOT / "stack" / "grafana" / "dashboards" / "infrastructure.json").read_text())
     row, queries = None, []
     for panel in panels(board):
         if panel["type"] == "row":
             row = panel["title"]
-        elif row in ("Host", "PostgreSQL"):
+        elif row in ("Host", "PostgreSQL", "Backups"):
             queries += [(panel["title"], target["expr"]) for target in panel["targets"]]
     return queries
 
 
-def test_host_and_postgres_panels_show_data(prometheus):
-    """Every Host and PostgreSQL panel query returns series from the real exporters."""
-    queries = host_and_postgres_queries()
-    assert {title for title, _ in queries} >= {"Disk used", "Days until disk full", "Connections", "Cache hit ratio"}
+def test_host_postgres_and_backup_panels_show_data(prometheus):
+    """Every Host, PostgreSQL and Backups panel query returns series from the real exporters."""
+    queries = exporter_panel_queries()
+    expected = {"Disk used", "Days until disk full", "Connections", "Cache hit ratio", "WAL waiting to be archived"}
+    assert {title for title, _ in queries} >= expected
     for title, expr in queries:
         if title not in EMPTY_WHEN_HEALTHY:
             wait_until(lambda expr=expr: series(prometheus, grafana_to_promql(expr)), f"data for {title}: {expr}")
