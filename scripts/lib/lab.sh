@@ -106,7 +106,7 @@ lab_s3_prepare() {
   mkdir -p "$dir/data/$LAB_S3_BUCKET"
   chmod 0700 "$dir"
   [[ -f "$dir/ca.pem" ]] || (
-    cd "$dir"
+    cd "$dir" || exit 1
     openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=MiniTwit lab S3 CA" \
       -keyout ca-key.pem -out ca.pem 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=$LAB_S3_HOST" -keyout key.pem -out cert.csr 2>/dev/null
