@@ -50,9 +50,7 @@ def test_every_external_stack_secret_is_created_by_the_role():
     # pgBackRest's configuration is the pgbackrest role's secret (made and named in repository.yml).
     repository = load(ANSIBLE / "roles" / "pgbackrest" / "tasks" / "repository.yml")
     created |= {
-        env
-        for task in repository
-        for env in task.get("ansible.builtin.set_fact", {}).get("pgbackrest_stack_env", {})
+        env for task in repository for env in task.get("ansible.builtin.set_fact", {}).get("pgbackrest_stack_env", {})
     }
     assert wanted == created
 
