@@ -5,7 +5,8 @@
 ``single``: right after the first deploy on one node. The certificate, the redirect, the
 published ports, replicas serving and logging, the dashboard's authentication, the body
 limits, Prometheus's targets and business counters, the exporters, the Watchdog at the alert
-sink, and the project's API contract and browser suites against the deployed URL.
+sink, the project's API contract and browser suites against the deployed URL, and the backups
+(drills/backup_checks.py: the timers, the repository's ciphertext, bad input refused).
 ``multi``: after the lab grew to several nodes. Every node Ready, the pinned services on the
 stateful node, requests reaching replicas on other nodes, Prometheus's targets across the
 overlay, a second ``provision.yml`` and ``deploy.yml`` that change nothing, and an nmap scan
@@ -31,21 +32,24 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.client import Response
-from bench.client import Target
-from bench.client import parse_target
 from bench.client import send
 from bench.scenario import AUTHORIZATION
 from drills import alerts
+from drills import backup_checks
 from drills import swarm
-from drills.__main__ import read_env
+from drills.lab import CheckFailed
+from drills.lab import Lab
+from drills.lab import expect
+from drills.lab import lab_from
+from drills.lab import poll
+from drills.lab import prometheus
+from drills.lab import prometheus_exactly
+from drills.lab import served_by
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPLICAS = 3
@@ -57,96 +61,6 @@ WATCHDOG_BOUND_S = 120
 APP_LIMITED_BODY = 5_000_000
 TRAEFIK_LIMITED_BODY = 11_000_000
 APP_413 = b'{"error_msg":"The request body is too large.","status":413}'
-
-
-class CheckFailed(Exception):
-    """A check saw something it must not: the message says what."""
-
-
-@dataclass
-class Lab:
-    """The deployed stack as the environment file describes it."""
-
-    env: dict[str, str]
-    stack: swarm.Stack
-    domain: str
-    address: str
-    ca_file: str
-    nodes: int
-    node_prefix: str
-    state_dir: Path
-    checks: list[str] = field(default_factory=list)
-    figures: dict = field(default_factory=dict)
-
-    def target(self, url: str, timeout: float = 10.0) -> Target:
-        """A client target for ``url`` whose TCP goes to the first manager's address."""
-        return parse_target(url, self.ca_file, self.address, timeout)
-
-    @property
-    def site(self) -> Target:
-        return self.target(f"https://{self.domain}")
-
-    def ok(self, message: str) -> None:
-        """Record and print a passed check."""
-        self.checks.append(message)
-        print(f"[{time.strftime('%H:%M:%S')}] OK {message}", flush=True)
-
-
-def lab_from(env_file: Path) -> Lab:
-    """The lab's names and addresses, and the swarm CLI the env file names."""
-    env = read_env(env_file)
-    if env.get("MINITWIT_DOCKER"):
-        swarm.DOCKER[:] = shlex.split(env["MINITWIT_DOCKER"])
-    stack = swarm.Stack(name=env.get("MINITWIT_STACK", "minitwit"), inventory=env["MINITWIT_INVENTORY"])
-    return Lab(
-        env=env,
-        stack=stack,
-        domain=env["MINITWIT_DOMAIN"],
-        address=env["MINITWIT_ADDRESS"],
-        ca_file=env["MINITWIT_CA_FILE"],
-        nodes=int(env.get("MINITWIT_LAB_NODES", "1")),
-        node_prefix=env.get("MINITWIT_LAB_NODE_PREFIX", ""),
-        state_dir=Path(env.get("MINITWIT_STATE_DIR", Path(env_file).parent)),
-    )
-
-
-def expect(condition: bool, message: str) -> None:
-    """Stop the run with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise CheckFailed(message)
-
-
-def poll(read: Callable[[], float | None], minimum: float, timeout: float, interval: float = 5) -> float | None:
-    """Read a value until it reaches ``minimum`` (then return it) or the time is up (return the last)."""
-    deadline, value = time.monotonic() + timeout, None
-    while True:
-        value = read()
-        if value is not None and value >= minimum:
-            return value
-        if time.monotonic() >= deadline:
-            return value
-        time.sleep(interval)
-
-
-def served_by(response: Response) -> str:
-    """The replica (container hostname) that answered, from the app's ``X-Served-By`` header."""
-    return response.headers.get("x-served-by", "").split()[0] if response.headers.get("x-served-by") else ""
-
-
-def prometheus(lab: Lab, promql: str, minimum: float, timeout: float) -> float | None:
-    """Poll an instant query until it reaches ``minimum``; the last value either way."""
-    return poll(lambda: swarm.prometheus_value(lab.stack, promql), minimum, timeout)
-
-
-def prometheus_exactly(lab: Lab, promql: str, wanted: float, timeout: float) -> float | None:
-    """Poll an instant query until it equals ``wanted``; the last value either way. After a rolling
-    restart the old tasks' targets count until the next DNS discovery (every 15 s) drops them."""
-    deadline, value = time.monotonic() + timeout, None
-    while True:
-        value = swarm.prometheus_value(lab.stack, promql)
-        if value == wanted or time.monotonic() >= deadline:
-            return value
-        time.sleep(5)
 
 
 # --- single node: what the first deploy must give users and operators ---
@@ -769,6 +683,7 @@ STAGES: dict[str, tuple[Callable[[Lab], None], ...]] = {
         check_headers,
         check_containers_least_privilege,
         check_project_suites,
+        *backup_checks.CHECKS,
     ),
     "multi": (
         check_nodes_ready,

@@ -207,8 +207,8 @@ def playbook(
     cmd = ["ansible-playbook", "-i", stack.inventory, f"ansible/playbooks/{name}"]
     for item in stack.extra_vars:
         cmd += ["-e", item]
-    for key, value in (extra or {}).items():
-        cmd += ["-e", f"{key}={value}"]
+    if extra:  # as JSON: a value may hold spaces (a restore target's date and time)
+        cmd += ["-e", json.dumps(extra)]
     proc = run(cmd, timeout=timeout)
     if stack.log_dir:
         path = Path(stack.log_dir) / f"{name.removesuffix('.yml')}-{time.strftime('%H%M%S')}.log"
