@@ -15,7 +15,7 @@ production's settings it pushes hardly any segment while it runs. ``--switch-eve
 every 2 s in both arms, so the "on" arm pushes several during each run: the cost of archive-push itself,
 at many times production's rate.
 
-  PYTHONPATH=.:service .venv/bin/python -m bench.archiving [--rounds 4] [--rows 3000] [--clients 16] [--switch-every 2]
+  PYTHONPATH=.:service .venv/bin/python -m bench.archiving [--rounds 8] [--rows 3000] [--clients 16] [--switch-every 2]
 """
 
 import argparse
@@ -157,8 +157,10 @@ def table(runs: list[tuple[str, dict]]) -> list[str]:
         for key in ("rps", "p50_ms", "p99_ms")
     }
     for mode in ("off", "on"):
+        rps = [r["rps"] for m, r in runs if m == mode]
         lines.append(
             f"median {mode:<6}{median[mode, 'rps']:>8.1f}{median[mode, 'p50_ms']:>9.1f}{median[mode, 'p99_ms']:>9.1f}"
+            f"   (req/s from {min(rps):.1f} to {max(rps):.1f})"
         )
     ratios = ", ".join(f"{key} {median['on', key] / median['off', key]:.3f}" for key in ("rps", "p50_ms", "p99_ms"))
     lines.append(f"on/off (medians): {ratios}")
@@ -168,7 +170,7 @@ def table(runs: list[tuple[str, dict]]) -> list[str]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench.archiving", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=4, help="pairs of runs, one off and one on each (default 4)")
+    p.add_argument("--rounds", type=int, default=8, help="pairs of runs, one off and one on each (default 8)")
     p.add_argument("--rows", type=int, default=3000, help="scenario rows per run (default 3000: the short replay)")
     p.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     p.add_argument(
