@@ -120,14 +120,14 @@ lab_s3_prepare() {
 }
 
 # lab_s3_start: the S3 server, serving $LAB_STATE_DIR/s3/data over HTTPS on :443 (the keys come
-# from files, never a command line or the container's environment).
+# from files: on no command line and not in the container's configuration).
 lab_s3_start() {
   docker rm --force "$LAB_S3_NAME" >/dev/null 2>&1 || true
   testhost_ensure_network
   docker run --detach --name "$LAB_S3_NAME" --hostname s3 --network "$LAB_NETWORK" --ip "$(lab_s3_address)" \
     --label minitwit.lab=true --volume "$REPO_ROOT/.venv/bin/rclone:/usr/local/bin/rclone:ro" \
     --volume "$LAB_STATE_DIR/s3:/s3" local/python:3.11-slim sh -c \
-    'RCLONE_AUTH_KEY="$(cat /s3/access_key),$(cat /s3/secret_key)" exec rclone serve s3 /s3/data --addr :443 \
+    'RCLONE_AUTH_KEY="\"$(cat /s3/access_key),$(cat /s3/secret_key)\"" exec rclone serve s3 /s3/data --addr :443 \
        --cert /s3/cert.pem --key /s3/key.pem --log-level NOTICE' >/dev/null
   retry 30 1 lab_s3_answers || die "the lab's S3 server did not answer within 30 s: $(docker logs --tail 20 "$LAB_S3_NAME" 2>&1)"
 }
