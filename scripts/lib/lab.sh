@@ -132,10 +132,10 @@ lab_s3_start() {
   retry 30 1 lab_s3_answers || die "the lab's S3 server did not answer within 30 s: $(docker logs --tail 20 "$LAB_S3_NAME" 2>&1)"
 }
 
-# lab_s3_answers: it serves TLS with its certificate and refuses an unsigned request (403).
+# lab_s3_answers: it serves TLS with its certificate and refuses an unsigned request (4xx).
 lab_s3_answers() {
   [[ "$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 3 --cacert "$LAB_STATE_DIR/s3/ca.pem" \
-    --resolve "$LAB_S3_HOST:443:$(lab_s3_address)" "https://$LAB_S3_HOST/$LAB_S3_BUCKET/")" == 403 ]]
+    --resolve "$LAB_S3_HOST:443:$(lab_s3_address)" "https://$LAB_S3_HOST/$LAB_S3_BUCKET/")" == 4?? ]]
 }
 
 # Build the images, and save those the stack runs into one archive for deploy.yml.
