@@ -317,3 +317,23 @@ def test_the_lab_environment_file_points_the_drills_at_the_lab(tmp_path, monkeyp
     assert (ctx.target.host, ctx.target.connect_host) == ("minitwit-lab.test", "10.78.0.11")
     assert ctx.node_prefix == "minitwit-lab17-node"
     assert swarm.DOCKER == ["docker", "exec", "minitwit-lab17-node1", "docker"]
+
+
+def test_lost_writes_are_counted_by_their_age_at_the_fault():
+    # Drill 5's recovery point: a write answered 75 s before the fault is older than the bound.
+    from drills.restore import RPO_BOUND_S
+    from drills.restore import lost_by_age
+
+    fault = 100.0
+    lost = [Write("tweet", "u", f"m{age}", 204, fault - age) for age in (0.5, 9.9, 12.0, 59.0, 75.0)]
+    assert RPO_BOUND_S == 60
+    assert lost_by_age(lost, fault) == {">60": 1, "0-10": 2, "10-20": 1, "50-60": 1}
+    assert lost_by_age([], fault) == {}
+
+
+def test_drills_run_in_the_order_given():
+    # 7 (repository away) must run before 5 (disk loss), whose restore proves 7 lost nothing.
+    from drills import __main__ as drills_main
+
+    assert drills_main.parse_args([]).only == "1,2,3,4,7,5,8"
+    assert set(drills_main.DRILLS) == {1, 2, 3, 4, 5, 6, 7, 8}
