@@ -164,7 +164,17 @@ def table(runs: list[tuple[str, dict]]) -> list[str]:
         )
     ratios = ", ".join(f"{key} {median['on', key] / median['off', key]:.3f}" for key in ("rps", "p50_ms", "p99_ms"))
     lines.append(f"on/off (medians): {ratios}")
+    paired = round_ratios(runs)
+    lines.append(
+        f"on/off req/s per round: {' '.join(f'{r:.3f}' for r in paired)}; median {statistics.median(paired):.3f}"
+    )
     return lines
+
+
+def round_ratios(runs: list[tuple[str, dict]]) -> list[float]:
+    """Each round's on/off throughput: two neighbouring runs, so drift between rounds cancels out."""
+    rounds = [dict(runs[i : i + 2]) for i in range(0, len(runs) - 1, 2)]
+    return [pair["on"]["rps"] / pair["off"]["rps"] for pair in rounds]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
