@@ -10,7 +10,8 @@
 The certificate is for the host name ``localhost``, which is also the S3 endpoint: pgBackRest 2.45
 checks the certificate against the name it connects to and does not accept IP addresses in it, and
 ``localhost`` resolves to the loopback everywhere without editing /etc/hosts. The server listens
-on every loopback address ``localhost`` resolves to, because pgBackRest 2.45 tries only the first.
+on every loopback address ``localhost`` resolves to (127.0.0.1 alone on the CI machine, also ::1
+on many), so pgBackRest reaches it whichever address it tries.
 rclone refuses short access keys (InvalidAccessKeyId for "AK,SK"); the generated ones have 20
 characters. As root, pgBackRest runs as the cluster's user, like ``archive-push`` under PostgreSQL.
 """
@@ -99,7 +100,7 @@ class S3Server:
         return self
 
     def _wait_until_up(self):
-        """Poll the endpoint until any HTTPS answer (an unsigned request gets 403); raise with the log otherwise."""
+        """Poll the endpoint until any HTTPS answer (an unsigned request gets a 4xx); raise with the log otherwise."""
         context = ssl.create_default_context(cafile=self.tls["ca"])
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
