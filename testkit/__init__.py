@@ -10,6 +10,8 @@ What a check needs to run the real things on this machine, written once:
 - ``app``: the app served the production way (migrate, gunicorn, wait for /health);
 - ``observatory``: the MDN HTTP Observatory scanner, installed in a cache outside git and run
   against a host (``scripts/observatory.sh``; its local edge test is tests/infra/test_traefik_headers.py);
+- ``pgbackrest``: a throwaway S3 server (``rclone serve s3`` over TLS) and a PostgreSQL archiving its
+  WAL to it through pgBackRest (tests/backup, bench/archiving.py);
 - ``aws``: a local AWS API (moto on loopback, answering like AWS where amazon.aws reads it) and what
   ``scripts/infra-test.sh`` asks of it: every resource of every kind, ours by their tags.
 
