@@ -60,10 +60,19 @@ def save(path: Path, *refs: str) -> Path:
     return path
 
 
-def deploy_images(tmp_path: Path, archive: str, tag: str = AMD64, cwd: Path | None = None):
+def save_manifest(path: Path, repo_tags: list[str]) -> Path:
+    """A tar holding only the manifest.json of an archive with these tags (what the preflight reads)."""
+    manifest = path.with_suffix(".json")
+    manifest.write_text(json.dumps([{"RepoTags": repo_tags}]))
+    with tarfile.open(path, "w") as tar:
+        tar.add(manifest, arcname="manifest.json")
+    return path
+
+
+def deploy_images(tmp_path: Path, archive: str, tag: str = AMD64, cwd: Path | None = None, image: str = ""):
     """deploy.yml's checks and its image play only, the archive copied into tmp_path/node."""
     args = ["--tags", "images", "-e", "minitwit_docker_cli=/usr/local/bin/docker"]
-    args += ["-e", f"minitwit_image={APP}:{tag}", "-e", f"minitwit_image_archive={archive}"]
+    args += ["-e", f"minitwit_image={image or f'{APP}:{tag}'}", "-e", f"minitwit_image_archive={archive}"]
     args += ["-e", f"minitwit_image_archive_dir={tmp_path}/node"]
     return run_playbook("deploy.yml", good_local_inventory(tmp_path), *args, cwd=cwd or tmp_path)
 
@@ -141,3 +150,12 @@ def test_images_built_for_another_architecture_are_refused_before_the_stack(imag
             f"REFUSED: the stack was not touched. {ref} is built for arm64, but node-1 runs amd64: "
             "rebuild the archive for it, scripts/release-archive.sh --platform linux/amd64"
         ) in output
+
+
+def test_a_digest_is_refused_with_an_archive(tmp_path):
+    """Loaded images have no registry digest: with an archive the release is named by its tag."""
+    archive = save_manifest(tmp_path / "release.tar", [])
+    digest = f"{APP}@sha256:{'0' * 64}"
+    code, output = deploy_images(tmp_path, str(archive), image=digest)
+    assert_refused_before_any_change(code, output)
+    assert f"{digest} is a digest, but the images of an archive are found by tag" in output

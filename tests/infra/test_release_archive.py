@@ -192,7 +192,7 @@ def test_uncommitted_changes_are_refused_unless_forced(repo, fake_docker):
 
 
 def test_an_image_built_for_another_platform_is_refused(repo, fake_docker):
-    """A builder that ignores --platform (a docker-container builder, say) is caught before saving."""
+    """An image that comes out for another platform than asked is caught before anything is saved."""
     result, docker = run_with_fake(repo, fake_docker, FAKE_BUILT="linux/arm64")
     assert result.returncode == 1
     assert f"minitwit:sha-{git(repo, 'rev-parse', 'HEAD')} was built for linux/arm64, not linux/amd64" in result.stderr
