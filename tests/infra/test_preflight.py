@@ -6,10 +6,12 @@ preflight that let a run through could not reach (let alone change) any machine;
 use ``connection: local`` and only the preflight playbook, which changes nothing.
 """
 
+import json
 import os
 import secrets
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -115,15 +117,17 @@ def encrypt(path: Path, password_file: Path):
     )
 
 
-def run_playbook(playbook: str, inventory: Path, *args: str, vault_password: Path | None = None):
-    """Run a real playbook from the repository root; return (exit code, output)."""
+def run_playbook(playbook: str, inventory: Path, *args: str, vault_password: Path | None = None, cwd: Path = REPO_ROOT):
+    """Run a real playbook (from the repository root unless ``cwd``); return (exit code, output)."""
     env = {**os.environ, "ANSIBLE_HOME": "/tmp/minitwit-ansible-home", "ANSIBLE_NOCOLOR": "1"}
+    # Elsewhere than the root, the operator names the settings (roles_path is relative to the file).
+    env["ANSIBLE_CONFIG"] = str(REPO_ROOT / "ansible.cfg")
     env.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
     if vault_password:
         env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(vault_password)
     result = subprocess.run(
         [find_tool("ansible-playbook"), "-i", str(inventory), str(PLAYBOOKS / playbook), *args],
-        cwd=REPO_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=180,
@@ -320,7 +324,13 @@ def test_a_docker_cli_that_cannot_wait_for_the_rollout_is_refused_before_the_sta
     manager, before the image archive is loaded or anything else changes."""
     cli = docker_cli("/usr/bin/docker")
     args = ["-e", f"minitwit_docker_cli={cli}", "-e", "minitwit_image=local/minitwit:ci"]
-    args += ["-e", f"minitwit_image_archive={tmp_path}/images.tar"]  # would be copied if the check let it by
+    # An archive the preflight accepts (its manifest names both images): copied if the check let it by.
+    archive = tmp_path / "images.tar"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps([{"RepoTags": ["local/minitwit:ci", "local/minitwit-postgres:ci"]}]))
+    with tarfile.open(archive, "w") as tar:
+        tar.add(manifest, arcname="manifest.json")
+    args += ["-e", f"minitwit_image_archive={archive}"]
     code, output = run_playbook("deploy.yml", good_local_inventory(tmp_path), *args)
     assert_refused_before_any_change(code, output, said="the stack was not touched")
     assert f"`{cli} stack deploy` on node-1 has no --detach." in output
