@@ -59,6 +59,8 @@ def repository_outage(ctx: Context, result: DrillResult) -> None:
         started = time.monotonic()
         caught_up = swarm.wait_for(lambda: archiver(ctx)["ready"] == 0, timeout=CATCH_UP_BOUND_S + 60, interval=2)
         catch_up_s = time.monotonic() - started if caught_up is not None else None
+        # The notification may still be on its way (group_wait): wait for it up to its bound.
+        alerts.wait_for(ctx.stack, env.fault_at, ALERT, "firing", max(0.0, env.fault_at + ALERT_BOUND_S - time.time()))
         env.finish()
     figures = env.figures(result)
     figures.update(
