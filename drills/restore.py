@@ -122,7 +122,7 @@ def lost_by_age(lost: list, fault: float) -> dict[str, int]:
     """Writes acknowledged and lost, by their age at the fault in 10 s buckets ('>60' beyond)."""
     buckets: dict[str, int] = {}
     for write in lost:
-        age = fault - write.answered_at
+        age = max(fault - write.answered_at, 0.0)  # answered just after the fault: age 0
         key = f">{RPO_BOUND_S}" if age > RPO_BOUND_S else f"{int(age // 10) * 10}-{int(age // 10) * 10 + 10}"
         buckets[key] = buckets.get(key, 0) + 1
     return dict(sorted(buckets.items()))
@@ -144,7 +144,10 @@ def disk_loss(ctx: Context, result: DrillResult) -> None:
     after = counts_up_to(ctx, before)
     checked = verify(ctx.target, env.load.writes)
     old = [w for w in checked.lost if fault - w.answered_at > RPO_BOUND_S]
-    back = [r.started for r in env.load.records if r.write and r.ok and r.started > fault]
+    # Writes fail from the fault until the restored database is open: the outage is from the fault
+    # to the first write accepted after the first one that failed.
+    failed = [r.started for r in env.load.records if r.write and not r.ok and r.started >= fault]
+    back = [r.started + r.latency for r in env.load.records if r.write and r.ok and failed and r.started > min(failed)]
     figures.update(
         destroyed=destroyed,
         restore=restored,
@@ -152,6 +155,7 @@ def disk_loss(ctx: Context, result: DrillResult) -> None:
         counts_after=after,
         lost_by_age_s=lost_by_age(checked.lost, fault),
         rpo_s=rounded(max((fault - w.answered_at for w in checked.lost), default=0.0)),
+        writes_failed_during_outage=len(failed),
         rto_s=rounded(min(back) - fault) if back else None,
         after_restore_load=_probe_load(ctx),
     )
@@ -159,6 +163,7 @@ def disk_loss(ctx: Context, result: DrillResult) -> None:
         is_true("disk really lost", destroyed["volumes_removed"], "data and spool volumes deleted"),
         is_true("restore.yml succeeded", restored["rc"] == 0 and restored["ready"], "exit code 0, /ready 200"),
         at_most("fault to writes accepted again (RTO)", figures["rto_s"], RESTORE_BOUND_S, " s"),
+        is_true("the outage was seen", bool(failed), "writes failed after the fault"),
         at_most(f"writes acknowledged > {RPO_BOUND_S} s before the fault, lost", len(old), 0),
         is_true(
             f"rows of {SNAPSHOT_LEAD_S} s before the fault all back",
