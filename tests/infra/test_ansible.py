@@ -149,3 +149,13 @@ def test_documented_playbook_commands_name_real_files():
         if "<env>" not in inventory:
             # A file, or a directory of inventory sources (ansible/inventories/aws).
             assert (ROOT / inventory).exists(), inventory
+
+
+def test_restore_recovers_with_the_stacks_postgresql_settings():
+    """restore.yml's own PostgreSQL replays the WAL: it must run with the stack's settings (a lower
+    max_connections than the primary's aborts recovery) and archive the same way."""
+    command = load(STACK / "minitwit.yml")["services"]["postgres"]["command"]
+    args = load(ANSIBLE / "roles" / "pgbackrest" / "defaults" / "main.yml")["pgbackrest_postgres_args"]
+    stanza = load(ANSIBLE / "roles" / "pgbackrest" / "defaults" / "main.yml")["pgbackrest_stanza"]
+    assert command[0] == "postgres"
+    assert [a.replace("{{ pgbackrest_stanza }}", stanza) for a in args] == command[1:]
