@@ -203,6 +203,8 @@ class ArchivingPostgres(ThrowawayPostgres):
                 "ALTER SYSTEM SET archive_mode = 'on'",
                 f"ALTER SYSTEM SET archive_command = '{command}'",
                 f"ALTER SYSTEM SET archive_timeout = '{self.archive_timeout}s'",
+                # As the stack runs it (stack/minitwit.yml says why: archive_timeout holds from the start).
+                "ALTER SYSTEM SET checkpoint_timeout = '60s'",
             )
             self.halt()
             super().start()
