@@ -2,7 +2,7 @@
 
 Two local stacks run side by side on the same commit, each PostgreSQL (durable, as production) and
 gunicorn as ``scripts/bench.sh`` starts them: ``off`` is bench/local.py's stack itself; ``on`` is the
-same with PostgreSQL archiving its WAL (archive_mode=on, archive_timeout=60) through pgBackRest's
+same with PostgreSQL archiving its WAL (archive_mode=on, archive_timeout=55) through pgBackRest's
 asynchronous archive-push to a local S3 server over TLS, compressed and encrypted like production's
 (testkit/pgbackrest.py). The runs alternate, off on on off off on ..., so a machine that drifts
 favours neither side. Each run empties its database first, replays with the benchmark's own engine,
@@ -10,7 +10,7 @@ scheduler and statistics (bench/replay.py), then switches the WAL segment and wa
 archived: the catch-up time is reported, and no run's archiving spills into the next. Prints one line
 per run and the median ratios on/off; no assert on timing.
 
-A short run writes about 2 MB of WAL (a segment holds 16) in seconds (archive_timeout is 60), so with
+A short run writes about 2 MB of WAL (a segment holds 16) in seconds (archive_timeout is 55), so with
 production's settings it pushes hardly any segment while it runs. ``--switch-every 2`` closes a segment
 every 2 s in both arms, so the "on" arm pushes several during each run: the cost of archive-push itself,
 at many times production's rate.
@@ -57,7 +57,7 @@ def archiving_stack():
     workdir = Path(tempfile.mkdtemp(prefix="minitwit-bench-"))
     try:
         pg_options = {"max_connections": local.POSTGRES_DEFAULT_MAX_CONNECTIONS, "durable": True}
-        with archiving_cluster(archive_timeout=60, **pg_options) as postgres:
+        with archiving_cluster(archive_timeout=55, **pg_options) as postgres:
             database_url = create_pg_database(postgres.url, "minitwit")
             with gunicorn_server(
                 workdir, database_url, service_dir=local.SERVICE, **local.production_settings()
@@ -189,7 +189,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0,
         metavar="SECONDS",
         help="close the WAL segment every SECONDS during each run, archiving on or off (default 0: only"
-        " archive_timeout=60 does, and a short run writes about 2 MB, so it pushes hardly any segment)",
+        " archive_timeout=55 does, and a short run writes about 2 MB, so it pushes hardly any segment)",
     )
     p.add_argument("--engine", choices=sorted(ENGINES), default="threads", help="load engine (default threads)")
     return p.parse_args(argv)

@@ -43,7 +43,8 @@ ROWS_SQL = {
     "users": "SELECT user_id || ':' || username FROM \"user\"",
     "follows": "SELECT who_id || ':' || whom_id FROM follower",
 }
-# archive_timeout is 60 s: a write older than that is in a segment the repository already has.
+# A segment is archived at most 60 s after its first write (archive_timeout 55 s + up to 1 s + the push,
+# stack/minitwit.yml): a write older than that is in the repository.
 RPO_BOUND_S = 60
 # How long the load runs before the fault, so that writes older than the bound exist.
 PRE_FAULT_S = 80

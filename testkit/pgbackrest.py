@@ -149,7 +149,7 @@ class ArchivingPostgres(ThrowawayPostgres):
     global options, e.g. ``{"archive-timeout": "5", "io-timeout": "5"}`` for a quick failure.
     """
 
-    def __init__(self, s3: S3Server, archive_timeout: int = 60, options: dict | None = None, **kwargs):
+    def __init__(self, s3: S3Server, archive_timeout: int = 55, options: dict | None = None, **kwargs):
         self.pgbackrest_bin = find_program("pgbackrest", "PGBACKREST_BIN")
         super().__init__(**kwargs)
         self.s3, self.archive_timeout = s3, archive_timeout
@@ -204,7 +204,7 @@ class ArchivingPostgres(ThrowawayPostgres):
                 f"ALTER SYSTEM SET archive_command = '{command}'",
                 f"ALTER SYSTEM SET archive_timeout = '{self.archive_timeout}s'",
                 # As the stack runs it (stack/minitwit.yml says why: archive_timeout holds from the start).
-                "ALTER SYSTEM SET checkpoint_timeout = '60s'",
+                "ALTER SYSTEM SET checkpoint_timeout = '55s'",
             )
             self.halt()
             super().start()
@@ -258,7 +258,7 @@ def run_checked(args: list, timeout: float) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def archiving_cluster(archive_timeout: int = 60, options: dict | None = None, **kwargs) -> Iterator[ArchivingPostgres]:
+def archiving_cluster(archive_timeout: int = 55, options: dict | None = None, **kwargs) -> Iterator[ArchivingPostgres]:
     """An S3 server and a PostgreSQL archiving to it, for the block; ``cluster.s3`` is the server.
 
     ``kwargs`` go to ``ThrowawayPostgres`` (``durable``, ``max_connections``).
